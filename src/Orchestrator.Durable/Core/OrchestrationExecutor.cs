@@ -1,0 +1,568 @@
+using Orchestrator.Durable.History;
+
+namespace Orchestrator.Durable.Core;
+
+/// <summary>What one execution episode produced: the checkpoint to commit and the messages consumed.</summary>
+internal sealed record OrchestrationExecutionResult
+{
+    /// <summary>False when every message was a duplicate or stale: nothing to commit, only to acknowledge.</summary>
+    public required bool HasWork { get; init; }
+
+    /// <summary>True when a ContinueAsNew restart begins: the old history is replaced by <see cref="NewEvents"/>.</summary>
+    public bool ReplaceHistory { get; init; }
+
+    public IReadOnlyList<HistoryEvent> NewEvents { get; init; } = [];
+
+    public IReadOnlyList<TaskMessage> Outbox { get; init; } = [];
+
+    public InstanceState? State { get; init; }
+
+    /// <summary>Messages applied or deliberately dropped; acknowledge these. Others stay queued.</summary>
+    public required IReadOnlyList<TaskMessage> Consumed { get; init; }
+
+    /// <summary>Why messages were dropped, for logs.</summary>
+    public IReadOnlyList<string> DroppedReasons { get; init; } = [];
+}
+
+/// <summary>
+/// Replays an orchestrator against its history plus newly arrived messages, and returns the
+/// checkpoint: new history events, the messages they cause (the outbox) and the instance state.
+/// Pure with respect to its inputs: the same history, messages and clock give the same result.
+/// </summary>
+internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataConverter converter)
+{
+    public OrchestrationExecutionResult Execute(string instanceId, IReadOnlyList<HistoryEvent> history, IReadOnlyList<TaskMessage> messages, DateTimeOffset now)
+    {
+        var filter = new MessageFilter(history);
+        var consumed = new List<TaskMessage>();
+        var accepted = new List<HistoryEvent>();
+        var dropped = new List<string>();
+        foreach (TaskMessage m in messages)
+        {
+            switch (filter.Classify(m, out string? reason))
+            {
+                case Verdict.Accept:
+                    accepted.Add(m.Event);
+                    consumed.Add(m);
+                    break;
+                case Verdict.Drop:
+                    consumed.Add(m);
+                    dropped.Add($"{m.MessageId}: {reason}");
+                    break;
+                case Verdict.Defer:
+                    break;
+            }
+        }
+
+        if (accepted.Count == 0 || filter.Started is null)
+        {
+            return new OrchestrationExecutionResult { HasWork = false, Consumed = consumed, DroppedReasons = dropped };
+        }
+
+        IReadOnlyList<HistoryEvent> past = filter.ReplaceHistory ? [] : history;
+        var episode = new List<HistoryEvent>(accepted.Count + 4);
+        if (filter.ReplaceHistory || past.Count == 0)
+        {
+            // ExecutionStarted leads the history; the episode's clock follows it.
+            HistoryEvent start = accepted.First(e => e is ExecutionStartedEvent);
+            episode.Add(start);
+            episode.Add(new OrchestratorStartedEvent { Timestamp = now });
+            episode.AddRange(accepted.Where(e => !ReferenceEquals(e, start)));
+        }
+        else
+        {
+            episode.Add(new OrchestratorStartedEvent { Timestamp = now });
+            episode.AddRange(accepted);
+        }
+
+        var run = new Run(registry, converter, filter.Started, now);
+        run.Replay(past, episode);
+        return run.ToResult(instanceId, filter.ReplaceHistory, episode, consumed, dropped);
+    }
+
+    private enum Verdict
+    {
+        Accept,
+        Drop,
+        Defer,
+    }
+
+    /// <summary>Decides which messages are new facts, which are duplicates or stale, and which must wait.</summary>
+    private sealed class MessageFilter
+    {
+        private readonly HashSet<int> activityIds = [];
+        private readonly HashSet<int> timerIds = [];
+        private readonly HashSet<int> subIds = [];
+        private readonly HashSet<int> completedIds = [];
+        private readonly HashSet<string> eventMessageIds = new(StringComparer.Ordinal);
+        private readonly string? continueExecutionId;
+        private bool terminal;
+        private bool terminationAccepted;
+
+        public MessageFilter(IReadOnlyList<HistoryEvent> history)
+        {
+            foreach (HistoryEvent e in history)
+            {
+                switch (e)
+                {
+                    case ExecutionStartedEvent s: this.Started = s; break;
+                    case TaskScheduledEvent t: this.activityIds.Add(t.EventId); break;
+                    case TimerCreatedEvent t: this.timerIds.Add(t.EventId); break;
+                    case SubOrchestrationInstanceCreatedEvent t: this.subIds.Add(t.EventId); break;
+                    case TaskCompletedEvent c: this.completedIds.Add(c.TaskScheduledId); break;
+                    case TaskFailedEvent c: this.completedIds.Add(c.TaskScheduledId); break;
+                    case TimerFiredEvent c: this.completedIds.Add(c.TimerId); break;
+                    case SubOrchestrationInstanceCompletedEvent c: this.completedIds.Add(c.TaskScheduledId); break;
+                    case SubOrchestrationInstanceFailedEvent c: this.completedIds.Add(c.TaskScheduledId); break;
+                    case EventRaisedEvent r when r.MessageId is not null: this.eventMessageIds.Add(r.MessageId); break;
+                    case ExecutionCompletedEvent: this.terminal = true; break;
+                    case ContinueAsNewEvent c: this.continueExecutionId = c.NewExecutionId; this.terminal = true; break;
+                }
+            }
+        }
+
+        public ExecutionStartedEvent? Started { get; private set; }
+
+        public bool ReplaceHistory { get; private set; }
+
+        public Verdict Classify(TaskMessage m, out string? reason)
+        {
+            reason = null;
+            if (m.Event is ExecutionStartedEvent es)
+            {
+                if (this.Started is null)
+                {
+                    this.Started = es;
+                    return Verdict.Accept;
+                }
+
+                if (!this.ReplaceHistory && this.continueExecutionId is not null && es.ExecutionId == this.continueExecutionId)
+                {
+                    this.Started = es;
+                    this.ReplaceHistory = true;
+                    this.terminal = false;
+                    this.activityIds.Clear();
+                    this.timerIds.Clear();
+                    this.subIds.Clear();
+                    this.completedIds.Clear();
+                    return Verdict.Accept;
+                }
+
+                reason = "duplicate start of an execution that already started";
+                return Verdict.Drop;
+            }
+
+            if (this.Started is null)
+            {
+                // The instance has not started yet (a delayed start): keep the message until it has.
+                return Verdict.Defer;
+            }
+
+            if (m.ExecutionId is not null && m.ExecutionId != this.Started.ExecutionId)
+            {
+                reason = $"message for execution {m.ExecutionId}, current is {this.Started.ExecutionId}";
+                return Verdict.Drop;
+            }
+
+            if (this.terminal || this.terminationAccepted)
+            {
+                reason = "instance has finished";
+                return Verdict.Drop;
+            }
+
+            switch (m.Event)
+            {
+                case TaskCompletedEvent c:
+                    return this.Complete(this.activityIds, c.TaskScheduledId, out reason);
+                case TaskFailedEvent c:
+                    return this.Complete(this.activityIds, c.TaskScheduledId, out reason);
+                case TimerFiredEvent c:
+                    return this.Complete(this.timerIds, c.TimerId, out reason);
+                case SubOrchestrationInstanceCompletedEvent c:
+                    return this.Complete(this.subIds, c.TaskScheduledId, out reason);
+                case SubOrchestrationInstanceFailedEvent c:
+                    return this.Complete(this.subIds, c.TaskScheduledId, out reason);
+                case EventRaisedEvent r:
+                    if (r.MessageId is not null && !this.eventMessageIds.Add(r.MessageId))
+                    {
+                        reason = "event already delivered";
+                        return Verdict.Drop;
+                    }
+
+                    return Verdict.Accept;
+                case ExecutionTerminatedEvent:
+                    this.terminationAccepted = true;
+                    return Verdict.Accept;
+                default:
+                    reason = $"unexpected message kind {m.Event.EventType}";
+                    return Verdict.Drop;
+            }
+        }
+
+        private Verdict Complete(HashSet<int> scheduled, int id, out string? reason)
+        {
+            if (!scheduled.Contains(id))
+            {
+                reason = $"completion for task #{id}, which history does not record as scheduled";
+                return Verdict.Drop;
+            }
+
+            if (!this.completedIds.Add(id))
+            {
+                reason = $"duplicate completion for task #{id}";
+                return Verdict.Drop;
+            }
+
+            reason = null;
+            return Verdict.Accept;
+        }
+    }
+
+    /// <summary>One replay of the orchestrator code.</summary>
+    private sealed class Run
+    {
+        private readonly DurableTaskRegistry registry;
+        private readonly DataConverter converter;
+        private readonly ExecutionStartedEvent started;
+        private readonly DateTimeOffset now;
+        private readonly SynchronousTaskScheduler scheduler = new();
+        private readonly OrchestrationContextImpl context;
+        private Task<object?>? orchestratorTask;
+        private Completion? completion;
+
+        public Run(DurableTaskRegistry registry, DataConverter converter, ExecutionStartedEvent started, DateTimeOffset now)
+        {
+            this.registry = registry;
+            this.converter = converter;
+            this.started = started;
+            this.now = now;
+            this.context = new OrchestrationContextImpl(started, converter);
+        }
+
+        public void Replay(IReadOnlyList<HistoryEvent> past, IReadOnlyList<HistoryEvent> episode)
+        {
+            try
+            {
+                this.context.IsReplayingInternal = true;
+                foreach (HistoryEvent e in past)
+                {
+                    this.Process(e);
+                    if (this.completion is not null)
+                    {
+                        return;
+                    }
+                }
+
+                PendingFromReplay(this.context);
+                this.context.IsReplayingInternal = false;
+                foreach (HistoryEvent e in episode)
+                {
+                    this.Process(e);
+                    if (this.completion is not null)
+                    {
+                        return;
+                    }
+                }
+            }
+            catch (NonDeterministicOrchestrationException ex)
+            {
+                this.completion = Completion.Failed(TaskFailureDetails.FromException(ex, isNonRetriable: true), emitActions: false);
+            }
+        }
+
+        public OrchestrationExecutionResult ToResult(string instanceId, bool replaceHistory, List<HistoryEvent> episode, List<TaskMessage> consumed, List<string> dropped)
+        {
+            var newEvents = new List<HistoryEvent>(episode);
+            var outbox = new List<TaskMessage>();
+            string executionId = this.started.ExecutionId;
+            bool emitActions = this.completion?.EmitActions ?? true;
+            if (emitActions)
+            {
+                foreach (OrchestrationContextImpl.PendingAction action in this.context.PendingActions.Values)
+                {
+                    HistoryEvent e = action.Event with { Timestamp = this.now };
+                    newEvents.Add(e);
+                    outbox.Add(this.MessageFor(instanceId, executionId, e));
+                }
+            }
+
+            var status = OrchestrationRuntimeStatus.Running;
+            string? output = null;
+            TaskFailureDetails? failure = null;
+            if (this.completion is { } c)
+            {
+                status = c.Status;
+                output = c.Output;
+                failure = c.Failure;
+                if (c.Status == OrchestrationRuntimeStatus.ContinuedAsNew)
+                {
+                    string newExecutionId = DeterministicGuid.Create($"{instanceId}|{executionId}|continue").ToString("N");
+                    newEvents.Add(new ContinueAsNewEvent { Timestamp = this.now, Input = c.Output, NewExecutionId = newExecutionId });
+                    outbox.Add(new TaskMessage
+                    {
+                        MessageId = TaskMessage.ContinueId(instanceId, newExecutionId),
+                        InstanceId = instanceId,
+                        ExecutionId = newExecutionId,
+                        Event = new ExecutionStartedEvent
+                        {
+                            Timestamp = this.now,
+                            Name = this.started.Name,
+                            InstanceId = instanceId,
+                            ExecutionId = newExecutionId,
+                            Input = c.Output,
+                            Parent = this.started.Parent,
+                        },
+                    });
+                    if (c.CarryOver)
+                    {
+                        int n = 0;
+                        foreach (OrchestrationContextImpl.BufferedEvent b in this.context.UnconsumedEvents)
+                        {
+                            string id = $"{instanceId}|{newExecutionId}|carry|{n++}";
+                            outbox.Add(new TaskMessage
+                            {
+                                MessageId = id,
+                                InstanceId = instanceId,
+                                ExecutionId = newExecutionId,
+                                Event = new EventRaisedEvent { Timestamp = this.now, Name = b.Name, Input = b.Input, MessageId = id },
+                            });
+                        }
+                    }
+
+                    // The new execution reports its own status once it starts.
+                    output = null;
+                }
+                else
+                {
+                    newEvents.Add(new ExecutionCompletedEvent { Timestamp = this.now, Status = c.Status, Result = c.Output, FailureDetails = c.Failure });
+                    if (this.started.Parent is { } parent)
+                    {
+                        outbox.Add(new TaskMessage
+                        {
+                            MessageId = TaskMessage.SubResultId(instanceId, executionId),
+                            InstanceId = parent.InstanceId,
+                            ExecutionId = parent.ExecutionId,
+                            Event = c.Status == OrchestrationRuntimeStatus.Completed
+                                ? new SubOrchestrationInstanceCompletedEvent { Timestamp = this.now, TaskScheduledId = parent.TaskScheduledId, Result = c.Output }
+                                : new SubOrchestrationInstanceFailedEvent
+                                {
+                                    Timestamp = this.now,
+                                    TaskScheduledId = parent.TaskScheduledId,
+                                    FailureDetails = c.Failure ?? new TaskFailureDetails("Orchestrator.Durable.OrchestrationTerminated", $"Sub-orchestration '{instanceId}' was terminated: {c.Output}", IsNonRetriable: true),
+                                },
+                        });
+                    }
+                }
+            }
+
+            return new OrchestrationExecutionResult
+            {
+                HasWork = true,
+                ReplaceHistory = replaceHistory,
+                NewEvents = newEvents,
+                Outbox = outbox,
+                Consumed = consumed,
+                DroppedReasons = dropped,
+                State = new InstanceState
+                {
+                    InstanceId = instanceId,
+                    Name = this.started.Name,
+                    ExecutionId = executionId,
+                    Status = status,
+                    Input = this.started.Input,
+                    Output = output,
+                    CustomStatus = this.context.CustomStatus,
+                    FailureDetails = failure,
+                    ParentInstanceId = this.started.Parent?.InstanceId,
+                },
+            };
+        }
+
+        private static void PendingFromReplay(OrchestrationContextImpl context)
+        {
+            // Everything scheduled while re-running recorded events must itself be recorded;
+            // an unmatched one means the code now does more than it did.
+            foreach (OrchestrationContextImpl.PendingAction a in context.PendingActions.Values)
+            {
+                if (a.CreatedDuringReplay)
+                {
+                    throw new NonDeterministicOrchestrationException(
+                        $"Non-deterministic orchestration '{context.Name}' (instance '{context.InstanceId}'): the orchestrator scheduled {Describe(a.Event)}, but the recorded history has no such event at that position.");
+                }
+            }
+        }
+
+        private static string Describe(HistoryEvent e) => e switch
+        {
+            TaskScheduledEvent t => $"activity '{t.Name}' (TaskScheduled #{t.EventId})",
+            TimerCreatedEvent t => $"a timer (TimerCreated #{t.EventId})",
+            SubOrchestrationInstanceCreatedEvent s => $"sub-orchestration '{s.Name}' (SubOrchestrationInstanceCreated #{s.EventId})",
+            _ => $"{e.EventType} #{e.EventId}",
+        };
+
+        private static bool SameAction(HistoryEvent recorded, HistoryEvent scheduled) => (recorded, scheduled) switch
+        {
+            (TaskScheduledEvent a, TaskScheduledEvent b) => string.Equals(a.Name, b.Name, StringComparison.OrdinalIgnoreCase),
+            (TimerCreatedEvent, TimerCreatedEvent) => true,
+            (SubOrchestrationInstanceCreatedEvent a, SubOrchestrationInstanceCreatedEvent b) =>
+                string.Equals(a.Name, b.Name, StringComparison.OrdinalIgnoreCase) && a.InstanceId == b.InstanceId,
+            _ => false,
+        };
+
+        private void Process(HistoryEvent e)
+        {
+            switch (e)
+            {
+                case ExecutionStartedEvent:
+                    this.Start();
+                    break;
+                case OrchestratorStartedEvent:
+                    this.context.CurrentUtc = e.Timestamp;
+                    break;
+                case TaskScheduledEvent or TimerCreatedEvent or SubOrchestrationInstanceCreatedEvent:
+                    this.MatchRecordedAction(e);
+                    break;
+                case TaskCompletedEvent c:
+                    this.context.TryCompleteTask(c.TaskScheduledId, c);
+                    break;
+                case TaskFailedEvent c:
+                    this.context.TryCompleteTask(c.TaskScheduledId, c);
+                    break;
+                case TimerFiredEvent c:
+                    this.context.TryCompleteTask(c.TimerId, c);
+                    break;
+                case SubOrchestrationInstanceCompletedEvent c:
+                    this.context.TryCompleteTask(c.TaskScheduledId, c);
+                    break;
+                case SubOrchestrationInstanceFailedEvent c:
+                    this.context.TryCompleteTask(c.TaskScheduledId, c);
+                    break;
+                case EventRaisedEvent r:
+                    this.context.DeliverEvent(r);
+                    break;
+                case ExecutionTerminatedEvent t:
+                    this.completion = new Completion(OrchestrationRuntimeStatus.Terminated, this.converter.Serialize(t.Reason), null, EmitActions: false, CarryOver: false);
+                    return;
+            }
+
+            this.CheckCompletion();
+        }
+
+        private void MatchRecordedAction(HistoryEvent recorded)
+        {
+            if (!this.context.PendingActions.Remove(recorded.EventId, out OrchestrationContextImpl.PendingAction? action))
+            {
+                throw new NonDeterministicOrchestrationException(
+                    $"Non-deterministic orchestration '{this.context.Name}' (instance '{this.context.InstanceId}'): history records {Describe(recorded)}, but the orchestrator scheduled nothing at that position.");
+            }
+
+            if (!SameAction(recorded, action.Event))
+            {
+                throw new NonDeterministicOrchestrationException(
+                    $"Non-deterministic orchestration '{this.context.Name}' (instance '{this.context.InstanceId}'): history records {Describe(recorded)}, but the orchestrator scheduled {Describe(action.Event)}.");
+            }
+        }
+
+        private void Start()
+        {
+            ITaskOrchestrator? orchestrator = this.registry.CreateOrchestrator(this.started.Name);
+            if (orchestrator is null)
+            {
+                this.completion = Completion.Failed(
+                    new TaskFailureDetails("Orchestrator.Durable.OrchestratorNotFound", $"No orchestrator named '{this.started.Name}' is registered with this worker.", IsNonRetriable: true),
+                    emitActions: false);
+                return;
+            }
+
+            object? input;
+            try
+            {
+                input = this.converter.Deserialize(this.started.Input, orchestrator.InputType);
+            }
+            catch (Exception ex)
+            {
+                this.completion = Completion.Failed(
+                    new TaskFailureDetails(ex.GetType().FullName!, $"The input of orchestrator '{this.started.Name}' could not be read as {orchestrator.InputType.Name}: {ex.Message}", IsNonRetriable: true),
+                    emitActions: false);
+                return;
+            }
+
+            this.orchestratorTask = Task.Factory.StartNew(
+                () => orchestrator.RunAsync(this.context, input),
+                CancellationToken.None,
+                TaskCreationOptions.None,
+                this.scheduler).Unwrap();
+        }
+
+        private void CheckCompletion()
+        {
+            if (this.completion is not null || this.orchestratorTask is not { IsCompleted: true } task)
+            {
+                return;
+            }
+
+            if (task.IsCompletedSuccessfully)
+            {
+                if (this.context.ContinueAsNewRequested is { } can)
+                {
+                    this.completion = new Completion(OrchestrationRuntimeStatus.ContinuedAsNew, can.Input, null, EmitActions: true, CarryOver: can.PreserveUnprocessedEvents);
+                }
+                else
+                {
+                    this.completion = new Completion(OrchestrationRuntimeStatus.Completed, this.converter.Serialize(task.Result), null, EmitActions: true, CarryOver: false);
+                }
+
+                return;
+            }
+
+            Exception ex = task.Exception?.InnerException ?? task.Exception ?? (Exception)new TaskCanceledException(task);
+            if (ex is NonDeterministicOrchestrationException)
+            {
+                throw ex;
+            }
+
+            this.completion = Completion.Failed(TaskFailureDetails.FromException(ex), emitActions: true);
+        }
+
+        private TaskMessage MessageFor(string instanceId, string executionId, HistoryEvent e) => e switch
+        {
+            TaskScheduledEvent t => new TaskMessage
+            {
+                MessageId = TaskMessage.ActivityId(instanceId, executionId, t.EventId),
+                InstanceId = instanceId,
+                ExecutionId = executionId,
+                Event = t,
+            },
+            TimerCreatedEvent t => new TaskMessage
+            {
+                MessageId = TaskMessage.TimerId(instanceId, executionId, t.EventId),
+                InstanceId = instanceId,
+                ExecutionId = executionId,
+                Event = new TimerFiredEvent { Timestamp = t.FireAt, TimerId = t.EventId, FireAt = t.FireAt },
+                VisibleAt = t.FireAt,
+            },
+            SubOrchestrationInstanceCreatedEvent s => new TaskMessage
+            {
+                MessageId = TaskMessage.SubStartId(instanceId, executionId, s.EventId),
+                InstanceId = s.InstanceId,
+                ExecutionId = DeterministicGuid.Create($"{instanceId}|{executionId}|sub|{s.EventId}").ToString("N"),
+                Event = new ExecutionStartedEvent
+                {
+                    Timestamp = this.now,
+                    Name = s.Name,
+                    InstanceId = s.InstanceId,
+                    ExecutionId = DeterministicGuid.Create($"{instanceId}|{executionId}|sub|{s.EventId}").ToString("N"),
+                    Input = s.Input,
+                    Parent = new ParentInstance(instanceId, executionId, s.EventId, this.started.Name),
+                },
+            },
+            _ => throw new InvalidOperationException($"No message for {e.EventType}."),
+        };
+
+        private sealed record Completion(OrchestrationRuntimeStatus Status, string? Output, TaskFailureDetails? Failure, bool EmitActions, bool CarryOver)
+        {
+            public static Completion Failed(TaskFailureDetails failure, bool emitActions) =>
+                new(OrchestrationRuntimeStatus.Failed, null, failure, emitActions, CarryOver: false);
+        }
+    }
+}

@@ -1,0 +1,920 @@
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+using Orchestrator.Durable.Backend;
+using Orchestrator.Durable.Core;
+using Orchestrator.Durable.History;
+
+namespace Orchestrator.Durable.Sqlite;
+
+/// <summary>
+/// The embedded backend: one SQLite file in WAL mode, no server. A checkpoint commit is one
+/// transaction; with <see cref="SqliteOrchestrationBackendOptions.DurableCommits"/> it is on disk
+/// before it is acknowledged. Several processes may share one file (SQLite's file locks serialize
+/// their writes; instance and task locks expire, so a dead process's work moves on).
+/// </summary>
+public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
+{
+    // WARNING: the schema is a persisted format. Change it only with a migration keyed on
+    // schema_info.version and a test that opens a database written by the previous version.
+    private const int SchemaVersion = 1;
+
+    private const string Schema = """
+        CREATE TABLE IF NOT EXISTS schema_info (version INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS instances (
+            instance_id TEXT NOT NULL PRIMARY KEY,
+            execution_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            input TEXT, output TEXT, custom_status TEXT, failure TEXT,
+            parent_instance_id TEXT,
+            created_at INTEGER NOT NULL,
+            last_updated_at INTEGER NOT NULL,
+            completed_at INTEGER,
+            history_count INTEGER NOT NULL DEFAULT 0,
+            lock_owner TEXT,
+            lock_expires_at INTEGER);
+        CREATE INDEX IF NOT EXISTS ix_instances_status ON instances (status, created_at);
+        CREATE TABLE IF NOT EXISTS history (
+            instance_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            event_type TEXT NOT NULL,
+            data TEXT NOT NULL,
+            PRIMARY KEY (instance_id, seq)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS inbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id TEXT NOT NULL UNIQUE,
+            instance_id TEXT NOT NULL,
+            visible_at INTEGER NOT NULL,
+            dequeue_count INTEGER NOT NULL DEFAULT 0,
+            data TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS ix_inbox_visible ON inbox (visible_at);
+        CREATE INDEX IF NOT EXISTS ix_inbox_instance ON inbox (instance_id, id);
+        CREATE TABLE IF NOT EXISTS tasks (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id TEXT NOT NULL UNIQUE,
+            instance_id TEXT NOT NULL,
+            visible_at INTEGER NOT NULL,
+            lock_owner TEXT,
+            dequeue_count INTEGER NOT NULL DEFAULT 0,
+            data TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS ix_tasks_visible ON tasks (visible_at);
+        CREATE INDEX IF NOT EXISTS ix_tasks_instance ON tasks (instance_id);
+        CREATE TABLE IF NOT EXISTS outbox (
+            message_id TEXT NOT NULL PRIMARY KEY,
+            instance_id TEXT NOT NULL,
+            data TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS ix_outbox_instance ON outbox (instance_id);
+        CREATE TABLE IF NOT EXISTS poison (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            source TEXT NOT NULL,
+            message_id TEXT,
+            instance_id TEXT,
+            reason TEXT NOT NULL,
+            data TEXT,
+            created_at INTEGER NOT NULL);
+        """;
+
+    private readonly SqliteOrchestrationBackendOptions options;
+    private readonly TimeProvider time;
+    private readonly SqliteExecutor executor;
+    private readonly WorkSignal orchestrationSignal = new();
+    private readonly WorkSignal activitySignal = new();
+    private int disposed;
+
+    /// <summary>Opens (and if needed creates) the database.</summary>
+    public SqliteOrchestrationBackend(SqliteOrchestrationBackendOptions? options = null)
+    {
+        this.options = options ?? new SqliteOrchestrationBackendOptions();
+        this.options.Validate();
+        this.time = this.options.TimeProvider;
+        var csb = new SqliteConnectionStringBuilder
+        {
+            DataSource = this.options.DataSource,
+            Mode = this.options.IsInMemory ? SqliteOpenMode.Memory : SqliteOpenMode.ReadWriteCreate,
+            Pooling = false,
+            DefaultTimeout = (int)Math.Ceiling(this.options.BusyTimeout.TotalSeconds),
+        };
+        var connection = new SqliteConnection(csb.ToString());
+        connection.Open();
+        using (SqliteCommand pragma = connection.CreateCommand())
+        {
+            pragma.CommandText = $"""
+                PRAGMA journal_mode={(this.options.IsInMemory ? "MEMORY" : "WAL")};
+                PRAGMA synchronous={(this.options.DurableCommits ? "FULL" : "NORMAL")};
+                PRAGMA busy_timeout={(long)this.options.BusyTimeout.TotalMilliseconds};
+                """;
+            pragma.ExecuteNonQuery();
+            pragma.CommandText = Schema;
+            pragma.ExecuteNonQuery();
+        }
+
+        this.executor = new SqliteExecutor(connection, this.options.MaxBatchSize);
+    }
+
+    /// <summary>The options in use.</summary>
+    public SqliteOrchestrationBackendOptions Options => this.options;
+
+    /// <inheritdoc/>
+    public Task CreateIfNotExistsAsync(CancellationToken cancellationToken) =>
+        this.executor.RunAsync(
+            x =>
+            {
+                object? v = x.Scalar("SELECT version FROM schema_info LIMIT 1");
+                if (v is null)
+                {
+                    x.Execute("INSERT INTO schema_info (version) VALUES ($v)", ("$v", SchemaVersion));
+                }
+                else if (Convert.ToInt32(v) != SchemaVersion)
+                {
+                    throw new InvalidOperationException($"The database has schema version {v}; this build reads version {SchemaVersion}.");
+                }
+
+                return true;
+            },
+            cancellationToken);
+
+    /// <inheritdoc/>
+    public async Task CreateInstanceAsync(TaskMessage startMessage, CancellationToken cancellationToken)
+    {
+        if (startMessage.Event is not ExecutionStartedEvent started)
+        {
+            throw new ArgumentException("A start message must carry an ExecutionStarted event.", nameof(startMessage));
+        }
+
+        long now = this.Now;
+        string data = HistorySerializer.Serialize(startMessage);
+        await this.executor.RunAsync(
+            x =>
+            {
+                string? status = (string?)x.Scalar("SELECT status FROM instances WHERE instance_id = $id", ("$id", started.InstanceId));
+                if (status is not null)
+                {
+                    var s = Enum.Parse<OrchestrationRuntimeStatus>(status);
+                    if (!s.IsTerminal())
+                    {
+                        throw new OrchestrationAlreadyExistsException(started.InstanceId, s);
+                    }
+
+                    DeleteInstance(x, started.InstanceId);
+                }
+
+                InsertNewInstance(x, started, now);
+                x.Execute(
+                    "INSERT INTO inbox (message_id, instance_id, visible_at, data) VALUES ($mid, $iid, $vis, $data)",
+                    ("$mid", startMessage.MessageId),
+                    ("$iid", started.InstanceId),
+                    ("$vis", startMessage.VisibleAt?.UtcTicks ?? now),
+                    ("$data", data));
+                return true;
+            },
+            cancellationToken).ConfigureAwait(false);
+        this.orchestrationSignal.Set();
+    }
+
+    /// <inheritdoc/>
+    public async Task SendInstanceMessageAsync(TaskMessage message, CancellationToken cancellationToken)
+    {
+        long now = this.Now;
+        string data = HistorySerializer.Serialize(message);
+        await this.executor.RunAsync(
+            x =>
+            {
+                string? status = (string?)x.Scalar("SELECT status FROM instances WHERE instance_id = $id", ("$id", message.InstanceId));
+                if (status is null)
+                {
+                    throw new OrchestrationNotFoundException(message.InstanceId);
+                }
+
+                var s = Enum.Parse<OrchestrationRuntimeStatus>(status);
+                if (s.IsTerminal())
+                {
+                    throw new OrchestrationNotRunningException(message.InstanceId, s, message.Event is ExecutionTerminatedEvent ? "terminate" : "raise an event");
+                }
+
+                x.Execute(
+                    "INSERT OR IGNORE INTO inbox (message_id, instance_id, visible_at, data) VALUES ($mid, $iid, $vis, $data)",
+                    ("$mid", message.MessageId),
+                    ("$iid", message.InstanceId),
+                    ("$vis", message.VisibleAt?.UtcTicks ?? now),
+                    ("$data", data));
+                return true;
+            },
+            cancellationToken).ConfigureAwait(false);
+        this.orchestrationSignal.Set();
+    }
+
+    /// <inheritdoc/>
+    public Task<OrchestrationMetadata?> GetInstanceAsync(string instanceId, CancellationToken cancellationToken) =>
+        this.executor.RunAsync(
+            x =>
+            {
+                using SqliteDataReader r = x.Query(SelectInstance + " WHERE instance_id = $id", ("$id", instanceId));
+                return r.Read() ? ReadMetadata(r, true) : null;
+            },
+            cancellationToken);
+
+    /// <inheritdoc/>
+    public Task<IReadOnlyList<OrchestrationMetadata>> QueryInstancesAsync(InstanceQuery query, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(query.PageSize, 1, nameof(query.PageSize));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(query.PageSize, 10_000, nameof(query.PageSize));
+        return this.executor.RunAsync<IReadOnlyList<OrchestrationMetadata>>(
+            x =>
+            {
+                var where = new List<string>();
+                var ps = new List<(string, object?)>();
+                if (query.Statuses is { Count: > 0 })
+                {
+                    int i = 0;
+                    var names = new List<string>();
+                    foreach (OrchestrationRuntimeStatus s in query.Statuses)
+                    {
+                        names.Add($"$s{i}");
+                        ps.Add(($"$s{i}", s.ToString()));
+                        i++;
+                    }
+
+                    where.Add($"status IN ({string.Join(',', names)})");
+                }
+
+                if (query.CreatedFrom is { } from)
+                {
+                    where.Add("created_at >= $from");
+                    ps.Add(("$from", from.UtcTicks));
+                }
+
+                if (query.CreatedTo is { } to)
+                {
+                    where.Add("created_at < $to");
+                    ps.Add(("$to", to.UtcTicks));
+                }
+
+                if (query.InstanceIdPrefix is { Length: > 0 } prefix)
+                {
+                    where.Add("substr(instance_id, 1, length($prefix)) = $prefix");
+                    ps.Add(("$prefix", prefix));
+                }
+
+                string sql = SelectInstance + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : string.Empty)
+                    + " ORDER BY created_at DESC, instance_id LIMIT $limit";
+                ps.Add(("$limit", query.PageSize));
+                var list = new List<OrchestrationMetadata>();
+                using SqliteDataReader r = x.Query(sql, [.. ps]);
+                while (r.Read())
+                {
+                    list.Add(ReadMetadata(r, query.FetchInputsAndOutputs));
+                }
+
+                return list;
+            },
+            cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public Task<IReadOnlyList<HistoryEvent>?> GetHistoryAsync(string instanceId, CancellationToken cancellationToken) =>
+        this.executor.RunAsync<IReadOnlyList<HistoryEvent>?>(
+            x =>
+            {
+                if (x.Scalar("SELECT 1 FROM instances WHERE instance_id = $id", ("$id", instanceId)) is null)
+                {
+                    return null;
+                }
+
+                return LoadHistory(x, instanceId);
+            },
+            cancellationToken);
+
+    /// <inheritdoc/>
+    public Task<bool> PurgeInstanceAsync(string instanceId, CancellationToken cancellationToken) =>
+        this.executor.RunAsync(
+            x =>
+            {
+                string? status = (string?)x.Scalar("SELECT status FROM instances WHERE instance_id = $id", ("$id", instanceId));
+                if (status is null)
+                {
+                    return false;
+                }
+
+                var s = Enum.Parse<OrchestrationRuntimeStatus>(status);
+                if (!s.IsTerminal())
+                {
+                    throw new OrchestrationNotRunningException(instanceId, s, "purge (only finished instances can be purged; terminate it first)");
+                }
+
+                DeleteInstance(x, instanceId);
+                return true;
+            },
+            cancellationToken);
+
+    /// <inheritdoc/>
+    public Task<int> PurgeInstancesAsync(PurgeInstancesFilter filter, CancellationToken cancellationToken)
+    {
+        IReadOnlyCollection<OrchestrationRuntimeStatus> statuses = filter.Statuses is { Count: > 0 } given
+            ? given
+            : [OrchestrationRuntimeStatus.Completed, OrchestrationRuntimeStatus.Failed, OrchestrationRuntimeStatus.Terminated];
+        if (statuses.FirstOrDefault(s => !s.IsTerminal()) is var bad && statuses.Any(s => !s.IsTerminal()))
+        {
+            throw new ArgumentException($"Only finished instances can be purged; {bad} is not a terminal status.", nameof(filter));
+        }
+
+        return this.executor.RunAsync(
+            x =>
+            {
+                var ids = new List<string>();
+                string sql = $"SELECT instance_id FROM instances WHERE status IN ({string.Join(',', statuses.Select(s => $"'{s}'"))})"
+                    + " AND created_at >= $from AND created_at < $to";
+                using (SqliteDataReader r = x.Query(sql, ("$from", filter.CreatedFrom?.UtcTicks ?? long.MinValue), ("$to", filter.CreatedTo?.UtcTicks ?? long.MaxValue)))
+                {
+                    while (r.Read())
+                    {
+                        ids.Add(r.GetString(0));
+                    }
+                }
+
+                foreach (string id in ids)
+                {
+                    DeleteInstance(x, id);
+                }
+
+                return ids.Count;
+            },
+            cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public Task<OrchestrationWorkItem?> LockNextOrchestrationWorkItemAsync(TimeSpan lockTimeout, CancellationToken cancellationToken)
+    {
+        long now = this.Now;
+        long expires = now + lockTimeout.Ticks;
+        string token = NewLockToken();
+        int max = this.options.MaxMessagesPerWorkItem;
+        return this.executor.RunAsync<OrchestrationWorkItem?>(
+            x =>
+            {
+                for (int attempt = 0; attempt < 16; attempt++)
+                {
+                    string? instanceId = (string?)x.Scalar(
+                        """
+                        SELECT m.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
+                        WHERE m.visible_at <= $now AND (i.lock_expires_at IS NULL OR i.lock_expires_at <= $now)
+                        ORDER BY m.visible_at, m.id LIMIT 1
+                        """,
+                        ("$now", now));
+                    if (instanceId is null)
+                    {
+                        this.DeleteOrphanMessages(x, now);
+                        return null;
+                    }
+
+                    x.Execute(
+                        "UPDATE instances SET lock_owner = $owner, lock_expires_at = $exp WHERE instance_id = $id",
+                        ("$owner", token),
+                        ("$exp", expires),
+                        ("$id", instanceId));
+
+                    var messages = new List<TaskMessage>();
+                    var poisoned = new List<(long Id, string MessageId, string Data, string Reason)>();
+                    using (SqliteDataReader r = x.Query(
+                        "SELECT id, message_id, data FROM inbox WHERE instance_id = $id AND visible_at <= $now ORDER BY id LIMIT $max",
+                        ("$id", instanceId),
+                        ("$now", now),
+                        ("$max", max)))
+                    {
+                        while (r.Read())
+                        {
+                            string data = r.GetString(2);
+                            try
+                            {
+                                messages.Add(HistorySerializer.DeserializeMessage(data));
+                            }
+                            catch (JsonException ex)
+                            {
+                                poisoned.Add((r.GetInt64(0), r.GetString(1), data, $"unreadable message: {ex.Message}"));
+                            }
+                        }
+                    }
+
+                    foreach (var p in poisoned)
+                    {
+                        MoveToPoison(x, "inbox", p.Id, p.MessageId, instanceId, p.Data, p.Reason, now);
+                    }
+
+                    x.Execute(
+                        "UPDATE inbox SET dequeue_count = dequeue_count + 1 WHERE instance_id = $id AND visible_at <= $now",
+                        ("$id", instanceId),
+                        ("$now", now));
+                    if (messages.Count == 0)
+                    {
+                        x.Execute("UPDATE instances SET lock_owner = NULL, lock_expires_at = NULL WHERE instance_id = $id", ("$id", instanceId));
+                        continue;
+                    }
+
+                    IReadOnlyList<HistoryEvent> history = LoadHistory(x, instanceId);
+                    return new OrchestrationWorkItem
+                    {
+                        InstanceId = instanceId,
+                        LockToken = token,
+                        History = history,
+                        Messages = messages,
+                        BackendState = history.Count,
+                    };
+                }
+
+                return null;
+            },
+            cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public Task CommitCheckpointAsync(OrchestrationWorkItem workItem, OrchestrationCheckpoint checkpoint, CancellationToken cancellationToken)
+    {
+        long now = this.Now;
+        var events = checkpoint.NewEvents.Select(e => (e.EventType, HistorySerializer.Serialize(e))).ToList();
+        var outbox = checkpoint.Outbox.Select(m => (m.MessageId, m.InstanceId, HistorySerializer.Serialize(m))).ToList();
+        InstanceState state = checkpoint.State;
+        string? failure = state.FailureDetails is null ? null : HistorySerializer.Serialize(state.FailureDetails);
+        return this.executor.RunAsync(
+            x =>
+            {
+                string? owner = (string?)x.Scalar("SELECT lock_owner FROM instances WHERE instance_id = $id", ("$id", workItem.InstanceId));
+                if (owner != workItem.LockToken)
+                {
+                    throw new WorkItemLockLostException(workItem.InstanceId);
+                }
+
+                int seq = (int)workItem.BackendState!;
+                if (checkpoint.ReplaceHistory)
+                {
+                    x.Execute("DELETE FROM history WHERE instance_id = $id", ("$id", workItem.InstanceId));
+                    seq = 0;
+                }
+
+                foreach (var (type, data) in events)
+                {
+                    // The primary key (instance, seq) refuses a second writer appending at the same position.
+                    x.Execute(
+                        "INSERT INTO history (instance_id, seq, event_type, data) VALUES ($id, $seq, $type, $data)",
+                        ("$id", workItem.InstanceId),
+                        ("$seq", seq++),
+                        ("$type", type),
+                        ("$data", data));
+                }
+
+                x.Execute(
+                    """
+                    UPDATE instances SET execution_id = $exec, name = $name, status = $status, input = $input, output = $output,
+                        custom_status = $custom, failure = $failure, parent_instance_id = $parent, last_updated_at = $now,
+                        completed_at = $completed, history_count = $count
+                    WHERE instance_id = $id
+                    """,
+                    ("$exec", state.ExecutionId),
+                    ("$name", state.Name),
+                    ("$status", state.Status.ToString()),
+                    ("$input", state.Input),
+                    ("$output", state.Output),
+                    ("$custom", state.CustomStatus),
+                    ("$failure", failure),
+                    ("$parent", state.ParentInstanceId),
+                    ("$now", now),
+                    ("$completed", state.Status.IsTerminal() ? now : null),
+                    ("$count", seq),
+                    ("$id", workItem.InstanceId));
+                foreach (var (messageId, _, data) in outbox)
+                {
+                    x.Execute(
+                        "INSERT OR IGNORE INTO outbox (message_id, instance_id, data) VALUES ($mid, $id, $data)",
+                        ("$mid", messageId),
+                        ("$id", workItem.InstanceId),
+                        ("$data", data));
+                }
+
+                workItem.BackendState = seq;
+                return true;
+            },
+            cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public async Task DispatchOutboxAsync(OrchestrationWorkItem workItem, CancellationToken cancellationToken)
+    {
+        long now = this.Now;
+        var (orchestrations, activities) = await this.executor.RunAsync(
+            x =>
+            {
+                var rows = new List<(string MessageId, string Data)>();
+                using (SqliteDataReader r = x.Query("SELECT message_id, data FROM outbox WHERE instance_id = $id", ("$id", workItem.InstanceId)))
+                {
+                    while (r.Read())
+                    {
+                        rows.Add((r.GetString(0), r.GetString(1)));
+                    }
+                }
+
+                int o = 0, a = 0;
+                foreach (var (messageId, data) in rows)
+                {
+                    TaskMessage m = HistorySerializer.DeserializeMessage(data);
+                    if (m.IsActivityWorkItem)
+                    {
+                        x.Execute(
+                            "INSERT OR IGNORE INTO tasks (message_id, instance_id, visible_at, data) VALUES ($mid, $iid, $vis, $data)",
+                            ("$mid", messageId),
+                            ("$iid", m.InstanceId),
+                            ("$vis", m.VisibleAt?.UtcTicks ?? now),
+                            ("$data", data));
+                        a++;
+                        continue;
+                    }
+
+                    if (m.Event is ExecutionStartedEvent started)
+                    {
+                        if (!EnsureSubOrchestrationInstance(x, started, now))
+                        {
+                            continue;
+                        }
+                    }
+                    else if (x.Scalar("SELECT 1 FROM instances WHERE instance_id = $id", ("$id", m.InstanceId)) is null)
+                    {
+                        // The target was purged; its messages have nowhere to go.
+                        continue;
+                    }
+
+                    x.Execute(
+                        "INSERT OR IGNORE INTO inbox (message_id, instance_id, visible_at, data) VALUES ($mid, $iid, $vis, $data)",
+                        ("$mid", messageId),
+                        ("$iid", m.InstanceId),
+                        ("$vis", m.VisibleAt?.UtcTicks ?? now),
+                        ("$data", data));
+                    o++;
+                }
+
+                x.Execute("DELETE FROM outbox WHERE instance_id = $id", ("$id", workItem.InstanceId));
+                return (o, a);
+            },
+            cancellationToken).ConfigureAwait(false);
+        if (orchestrations > 0)
+        {
+            this.orchestrationSignal.Set();
+        }
+
+        if (activities > 0)
+        {
+            this.activitySignal.Set();
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task ReleaseOrchestrationWorkItemAsync(OrchestrationWorkItem workItem, IReadOnlyCollection<string> consumedMessageIds, CancellationToken cancellationToken)
+    {
+        long now = this.Now;
+        bool more = await this.executor.RunAsync(
+            x =>
+            {
+                foreach (string id in consumedMessageIds)
+                {
+                    x.Execute("DELETE FROM inbox WHERE message_id = $mid AND instance_id = $iid", ("$mid", id), ("$iid", workItem.InstanceId));
+                }
+
+                x.Execute(
+                    "UPDATE instances SET lock_owner = NULL, lock_expires_at = NULL WHERE instance_id = $id AND lock_owner = $owner",
+                    ("$id", workItem.InstanceId),
+                    ("$owner", workItem.LockToken));
+                return x.Scalar("SELECT 1 FROM inbox WHERE instance_id = $id AND visible_at <= $now LIMIT 1", ("$id", workItem.InstanceId), ("$now", now)) is not null;
+            },
+            cancellationToken).ConfigureAwait(false);
+        if (more)
+        {
+            this.orchestrationSignal.Set();
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task AbandonOrchestrationWorkItemAsync(OrchestrationWorkItem workItem, CancellationToken cancellationToken)
+    {
+        await this.executor.RunAsync(
+            x => x.Execute(
+                "UPDATE instances SET lock_owner = NULL, lock_expires_at = NULL WHERE instance_id = $id AND lock_owner = $owner",
+                ("$id", workItem.InstanceId),
+                ("$owner", workItem.LockToken)),
+            cancellationToken).ConfigureAwait(false);
+        this.orchestrationSignal.Set();
+    }
+
+    /// <inheritdoc/>
+    public Task<ActivityWorkItem?> LockNextActivityWorkItemAsync(TimeSpan lockTimeout, CancellationToken cancellationToken)
+    {
+        long now = this.Now;
+        long expires = now + lockTimeout.Ticks;
+        string token = NewLockToken();
+        return this.executor.RunAsync<ActivityWorkItem?>(
+            x =>
+            {
+                while (true)
+                {
+                    long id;
+                    string messageId, data;
+                    int dequeueCount;
+                    using (SqliteDataReader r = x.Query(
+                        "SELECT id, message_id, data, dequeue_count FROM tasks WHERE visible_at <= $now ORDER BY visible_at, id LIMIT 1",
+                        ("$now", now)))
+                    {
+                        if (!r.Read())
+                        {
+                            return null;
+                        }
+
+                        id = r.GetInt64(0);
+                        messageId = r.GetString(1);
+                        data = r.GetString(2);
+                        dequeueCount = r.GetInt32(3) + 1;
+                    }
+
+                    TaskMessage m;
+                    try
+                    {
+                        m = HistorySerializer.DeserializeMessage(data);
+                        if (m.Event is not TaskScheduledEvent || m.ExecutionId is null)
+                        {
+                            throw new JsonException("an activity work item must carry a TaskScheduled event and an execution id");
+                        }
+                    }
+                    catch (JsonException ex)
+                    {
+                        MoveToPoison(x, "tasks", id, messageId, null, data, $"unreadable message: {ex.Message}", now);
+                        continue;
+                    }
+
+                    x.Execute(
+                        "UPDATE tasks SET visible_at = $exp, lock_owner = $owner, dequeue_count = $dc WHERE id = $id",
+                        ("$exp", expires),
+                        ("$owner", token),
+                        ("$dc", dequeueCount),
+                        ("$id", id));
+                    return new ActivityWorkItem
+                    {
+                        MessageId = messageId,
+                        InstanceId = m.InstanceId,
+                        ExecutionId = m.ExecutionId,
+                        Event = (TaskScheduledEvent)m.Event,
+                        LockToken = token,
+                        DequeueCount = dequeueCount,
+                    };
+                }
+            },
+            cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public Task RenewActivityWorkItemLockAsync(ActivityWorkItem workItem, TimeSpan lockTimeout, CancellationToken cancellationToken)
+    {
+        long expires = this.Now + lockTimeout.Ticks;
+        return this.executor.RunAsync(
+            x => x.Execute(
+                "UPDATE tasks SET visible_at = $exp WHERE message_id = $mid AND lock_owner = $owner",
+                ("$exp", expires),
+                ("$mid", workItem.MessageId),
+                ("$owner", workItem.LockToken)),
+            cancellationToken);
+    }
+
+    /// <inheritdoc/>
+    public async Task CompleteActivityWorkItemAsync(ActivityWorkItem workItem, TaskMessage result, CancellationToken cancellationToken)
+    {
+        long now = this.Now;
+        string data = HistorySerializer.Serialize(result);
+        await this.executor.RunAsync(
+            x =>
+            {
+                // Even if the lock was lost, the work is done: record the result (duplicates are
+                // ignored by message id here and by task id against history).
+                x.Execute("DELETE FROM tasks WHERE message_id = $mid", ("$mid", workItem.MessageId));
+                if (x.Scalar("SELECT 1 FROM instances WHERE instance_id = $id", ("$id", result.InstanceId)) is not null)
+                {
+                    x.Execute(
+                        "INSERT OR IGNORE INTO inbox (message_id, instance_id, visible_at, data) VALUES ($mid, $iid, $vis, $data)",
+                        ("$mid", result.MessageId),
+                        ("$iid", result.InstanceId),
+                        ("$vis", now),
+                        ("$data", data));
+                }
+
+                return true;
+            },
+            cancellationToken).ConfigureAwait(false);
+        this.orchestrationSignal.Set();
+    }
+
+    /// <inheritdoc/>
+    public async Task AbandonActivityWorkItemAsync(ActivityWorkItem workItem, CancellationToken cancellationToken)
+    {
+        long now = this.Now;
+        await this.executor.RunAsync(
+            x => x.Execute(
+                "UPDATE tasks SET visible_at = $now, lock_owner = NULL WHERE message_id = $mid AND lock_owner = $owner",
+                ("$now", now),
+                ("$mid", workItem.MessageId),
+                ("$owner", workItem.LockToken)),
+            cancellationToken).ConfigureAwait(false);
+        this.activitySignal.Set();
+    }
+
+    /// <inheritdoc/>
+    public Task WaitForWorkAsync(WorkItemKind kind, TimeSpan timeout, CancellationToken cancellationToken) =>
+        (kind == WorkItemKind.Orchestration ? this.orchestrationSignal : this.activitySignal).WaitAsync(timeout, cancellationToken);
+
+    /// <summary>Counts rows per table; for tests and diagnostics.</summary>
+    internal Task<Dictionary<string, long>> CountRowsAsync(CancellationToken cancellationToken) =>
+        this.executor.RunAsync(
+            x =>
+            {
+                var d = new Dictionary<string, long>();
+                foreach (string t in new[] { "instances", "history", "inbox", "tasks", "outbox", "poison" })
+                {
+                    d[t] = (long)x.Scalar($"SELECT COUNT(*) FROM {t}")!;
+                }
+
+                return d;
+            },
+            cancellationToken);
+
+    /// <summary>Runs raw SQL; for tests that corrupt the store on purpose.</summary>
+    internal Task<int> ExecuteRawAsync(string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters) =>
+        this.executor.RunAsync(x => x.Execute(sql, parameters), cancellationToken);
+
+    /// <inheritdoc/>
+    public ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref this.disposed, 1) == 0)
+        {
+            this.executor.Dispose();
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private const string SelectInstance =
+        "SELECT instance_id, name, execution_id, status, created_at, last_updated_at, completed_at, input, output, custom_status, failure, parent_instance_id FROM instances";
+
+    private long Now => this.time.GetUtcNow().UtcTicks;
+
+    private static string NewLockToken()
+    {
+#pragma warning disable RS0030 // A lock token is not replayed; it only has to be unique.
+        return Guid.NewGuid().ToString("N");
+#pragma warning restore RS0030
+    }
+
+    private static OrchestrationMetadata ReadMetadata(SqliteDataReader r, bool withData) => new()
+    {
+        InstanceId = r.GetString(0),
+        Name = r.GetString(1),
+        ExecutionId = r.GetString(2),
+        RuntimeStatus = Enum.Parse<OrchestrationRuntimeStatus>(r.GetString(3)),
+        CreatedAt = new DateTimeOffset(r.GetInt64(4), TimeSpan.Zero),
+        LastUpdatedAt = new DateTimeOffset(r.GetInt64(5), TimeSpan.Zero),
+        CompletedAt = r.IsDBNull(6) ? null : new DateTimeOffset(r.GetInt64(6), TimeSpan.Zero),
+        SerializedInput = withData && !r.IsDBNull(7) ? r.GetString(7) : null,
+        SerializedOutput = withData && !r.IsDBNull(8) ? r.GetString(8) : null,
+        SerializedCustomStatus = withData && !r.IsDBNull(9) ? r.GetString(9) : null,
+        FailureDetails = r.IsDBNull(10) ? null : HistorySerializer.DeserializeFailure(r.GetString(10)),
+        ParentInstanceId = r.IsDBNull(11) ? null : r.GetString(11),
+    };
+
+    private static List<HistoryEvent> LoadHistory(SqliteExecutor x, string instanceId)
+    {
+        var list = new List<HistoryEvent>();
+        using SqliteDataReader r = x.Query("SELECT data FROM history WHERE instance_id = $id ORDER BY seq", ("$id", instanceId));
+        while (r.Read())
+        {
+            list.Add(HistorySerializer.DeserializeEvent(r.GetString(0)));
+        }
+
+        return list;
+    }
+
+    private static void InsertNewInstance(SqliteExecutor x, ExecutionStartedEvent started, long now) =>
+        x.Execute(
+            """
+            INSERT INTO instances (instance_id, execution_id, name, status, input, parent_instance_id, created_at, last_updated_at, history_count)
+            VALUES ($id, $exec, $name, 'Pending', $input, $parent, $now, $now, 0)
+            """,
+            ("$id", started.InstanceId),
+            ("$exec", started.ExecutionId),
+            ("$name", started.Name),
+            ("$input", started.Input),
+            ("$parent", started.Parent?.InstanceId),
+            ("$now", now));
+
+    /// <summary>
+    /// Makes sure the instance a start message targets exists: creates it, or re-creates it if a
+    /// finished instance holds the id. False when a different, unfinished instance holds the id;
+    /// the parent is then told that the sub-orchestration could not start.
+    /// </summary>
+    private static bool EnsureSubOrchestrationInstance(SqliteExecutor x, ExecutionStartedEvent started, long now)
+    {
+        OrchestrationRuntimeStatus? status = null;
+        string? exec = null;
+        using (SqliteDataReader r = x.Query("SELECT status, execution_id FROM instances WHERE instance_id = $id", ("$id", started.InstanceId)))
+        {
+            if (r.Read())
+            {
+                status = Enum.Parse<OrchestrationRuntimeStatus>(r.GetString(0));
+                exec = r.GetString(1);
+            }
+        }
+
+        if (status is null)
+        {
+            InsertNewInstance(x, started, now);
+            return true;
+        }
+
+        // A re-dispatch of the same start, or the instance's own ContinueAsNew restart.
+        if (exec == started.ExecutionId || status == OrchestrationRuntimeStatus.ContinuedAsNew)
+        {
+            return true;
+        }
+
+        if (status.Value.IsTerminal())
+        {
+            DeleteInstance(x, started.InstanceId);
+            InsertNewInstance(x, started, now);
+            return true;
+        }
+
+        if (started.Parent is { } parent)
+        {
+            var failed = new TaskMessage
+            {
+                MessageId = $"{parent.InstanceId}|{parent.ExecutionId}|subfail|{parent.TaskScheduledId}",
+                InstanceId = parent.InstanceId,
+                ExecutionId = parent.ExecutionId,
+                Event = new SubOrchestrationInstanceFailedEvent
+                {
+                    Timestamp = new DateTimeOffset(now, TimeSpan.Zero),
+                    TaskScheduledId = parent.TaskScheduledId,
+                    FailureDetails = new TaskFailureDetails(
+                        typeof(OrchestrationAlreadyExistsException).FullName!,
+                        $"Sub-orchestration '{started.Name}' could not start: instance '{started.InstanceId}' already exists and is {status}.",
+                        IsNonRetriable: true),
+                },
+            };
+            x.Execute(
+                "INSERT OR IGNORE INTO inbox (message_id, instance_id, visible_at, data) VALUES ($mid, $iid, $vis, $data)",
+                ("$mid", failed.MessageId),
+                ("$iid", failed.InstanceId),
+                ("$vis", now),
+                ("$data", HistorySerializer.Serialize(failed)));
+        }
+
+        return false;
+    }
+
+    private static void DeleteInstance(SqliteExecutor x, string instanceId)
+    {
+        foreach (string table in new[] { "instances", "history", "inbox", "tasks", "outbox" })
+        {
+            x.Execute($"DELETE FROM {table} WHERE instance_id = $id", ("$id", instanceId));
+        }
+    }
+
+    private static void MoveToPoison(SqliteExecutor x, string source, long rowId, string messageId, string? instanceId, string data, string reason, long now)
+    {
+        x.Execute(
+            "INSERT INTO poison (source, message_id, instance_id, reason, data, created_at) VALUES ($src, $mid, $iid, $reason, $data, $now)",
+            ("$src", source),
+            ("$mid", messageId),
+            ("$iid", instanceId),
+            ("$reason", reason),
+            ("$data", data),
+            ("$now", now));
+        x.Execute($"DELETE FROM {source} WHERE id = $id", ("$id", rowId));
+    }
+
+    private void DeleteOrphanMessages(SqliteExecutor x, long now)
+    {
+        // Messages whose instance no longer exists (purged meanwhile) would otherwise sit forever.
+        x.Execute("DELETE FROM inbox WHERE visible_at <= $now AND instance_id NOT IN (SELECT instance_id FROM instances)", ("$now", now));
+    }
+
+    /// <summary>An auto-reset signal that wakes one waiting dispatcher loop.</summary>
+    private sealed class WorkSignal
+    {
+        private TaskCompletionSource tcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public void Set() => Interlocked.Exchange(ref this.tcs, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+
+        public async Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
+        {
+            Task signal = Volatile.Read(ref this.tcs).Task;
+            try
+            {
+                await signal.WaitAsync(timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // No local signal within the polling interval: poll the store anyway (other processes).
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+namespace Orchestrator.Durable.Sqlite;
+
+/// <summary>Options of the SQLite backend.</summary>
+public sealed record SqliteOrchestrationBackendOptions
+{
+    /// <summary>
+    /// The database file path, or <c>:memory:</c> for a private in-memory database (tests). Default
+    /// <c>orchestrator.db</c> in the current directory.
+    /// </summary>
+    public string DataSource { get; init; } = "orchestrator.db";
+
+    /// <summary>The clock used for visibility, locks and timestamps. Default <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>
+    /// The most operations committed together in one transaction (group commit). Default 128.
+    /// Each transaction is one fsync with <see cref="DurableCommits"/>, so batching is what makes
+    /// durable commits fast.
+    /// </summary>
+    public int MaxBatchSize { get; init; } = 128;
+
+    /// <summary>
+    /// True (default): <c>PRAGMA synchronous=FULL</c>, so a transaction is on disk before any of its
+    /// operations is acknowledged, surviving power loss, not only a process crash. False: NORMAL,
+    /// which in WAL mode survives process crashes but may lose the last commits on power loss.
+    /// </summary>
+    public bool DurableCommits { get; init; } = true;
+
+    /// <summary>How long to wait for another process holding the database's write lock. Default 30 s.</summary>
+    public TimeSpan BusyTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Most messages delivered to one orchestration episode. Default 500.</summary>
+    public int MaxMessagesPerWorkItem { get; init; } = 500;
+
+    /// <summary>Creates options for a private in-memory database.</summary>
+    public static SqliteOrchestrationBackendOptions InMemory(TimeProvider? timeProvider = null) =>
+        new() { DataSource = ":memory:", TimeProvider = timeProvider ?? TimeProvider.System };
+
+    internal bool IsInMemory => this.DataSource == ":memory:";
+
+    internal void Validate()
+    {
+        if (string.IsNullOrWhiteSpace(this.DataSource))
+        {
+            throw new ArgumentException("DataSource must name a file or ':memory:'.", nameof(this.DataSource));
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(this.MaxBatchSize, 1, nameof(this.MaxBatchSize));
+        ArgumentOutOfRangeException.ThrowIfLessThan(this.MaxMessagesPerWorkItem, 1, nameof(this.MaxMessagesPerWorkItem));
+        ArgumentOutOfRangeException.ThrowIfLessThan(this.BusyTimeout, TimeSpan.Zero, nameof(this.BusyTimeout));
+        ArgumentNullException.ThrowIfNull(this.TimeProvider, nameof(this.TimeProvider));
+    }
+}

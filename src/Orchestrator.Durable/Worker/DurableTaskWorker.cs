@@ -1,0 +1,327 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Orchestrator.Durable.Backend;
+using Orchestrator.Durable.Core;
+using Orchestrator.Durable.History;
+
+namespace Orchestrator.Durable.Worker;
+
+/// <summary>
+/// Fetches orchestration episodes and activities from a backend and runs them, within concurrency
+/// limits. Any number of workers, in any number of processes, may share one backend.
+/// </summary>
+/// <remarks>
+/// Waiting orchestrations hold no memory here: each episode loads the history, replays, commits and
+/// lets go. Stopping is graceful: no new work is fetched, activities are told to cancel, and work
+/// that has not committed is abandoned (unlocked) for another worker; a checkpoint that has begun to
+/// commit is finished first, so nothing is half-committed.
+/// </remarks>
+public sealed class DurableTaskWorker : IAsyncDisposable
+{
+    private readonly IOrchestrationBackend backend;
+    private readonly DurableTaskRegistry registry;
+    private readonly DurableTaskWorkerOptions options;
+    private readonly ILogger logger;
+    private readonly OrchestrationExecutor executor;
+    private readonly SemaphoreSlim orchestrationSlots;
+    private readonly SemaphoreSlim activitySlots;
+    private readonly ConcurrentDictionary<Task, byte> inFlight = new();
+    private CancellationTokenSource? stopping;
+    private Task? orchestrationLoop;
+    private Task? activityLoop;
+    private int abandoned;
+
+    /// <summary>Creates a worker; call <see cref="StartAsync"/> to begin.</summary>
+    public DurableTaskWorker(IOrchestrationBackend backend, DurableTaskRegistry registry, DurableTaskWorkerOptions? options = null, ILoggerFactory? loggerFactory = null)
+    {
+        this.backend = backend;
+        this.registry = registry;
+        this.options = options ?? new DurableTaskWorkerOptions();
+        this.options.Validate();
+        this.logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Orchestrator.Durable.Worker");
+        this.executor = new OrchestrationExecutor(registry, this.options.DataConverter);
+        this.orchestrationSlots = new SemaphoreSlim(this.options.MaxConcurrentOrchestrations);
+        this.activitySlots = new SemaphoreSlim(this.options.MaxConcurrentActivities);
+    }
+
+    /// <summary>Starts fetching work.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        if (this.stopping is not null)
+        {
+            throw new InvalidOperationException("The worker has already been started.");
+        }
+
+        await this.backend.CreateIfNotExistsAsync(cancellationToken).ConfigureAwait(false);
+        this.stopping = new CancellationTokenSource();
+        this.orchestrationLoop = Task.Run(() => this.RunLoopAsync(WorkItemKind.Orchestration, this.stopping.Token), CancellationToken.None);
+        this.activityLoop = Task.Run(() => this.RunLoopAsync(WorkItemKind.Activity, this.stopping.Token), CancellationToken.None);
+        Log.WorkerStarted(this.logger, this.options.WorkerId, this.options.MaxConcurrentOrchestrations, this.options.MaxConcurrentActivities);
+    }
+
+    /// <summary>Stops fetching, cancels and abandons in-flight work, and waits for it to let go.</summary>
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (this.stopping is null || this.stopping.IsCancellationRequested)
+        {
+            return;
+        }
+
+        await this.stopping.CancelAsync().ConfigureAwait(false);
+        await Task.WhenAll(this.orchestrationLoop!, this.activityLoop!).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await Task.WhenAll(this.inFlight.Keys).WaitAsync(cancellationToken).ConfigureAwait(false);
+        Log.WorkerStopped(this.logger, this.options.WorkerId, this.abandoned);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync()
+    {
+        await this.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        this.stopping?.Dispose();
+        this.orchestrationSlots.Dispose();
+        this.activitySlots.Dispose();
+    }
+
+    private async Task RunLoopAsync(WorkItemKind kind, CancellationToken stop)
+    {
+        SemaphoreSlim slots = kind == WorkItemKind.Orchestration ? this.orchestrationSlots : this.activitySlots;
+        TimeSpan delay = this.options.MinPollingInterval;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await slots.WaitAsync(stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+
+            Task? work = null;
+            try
+            {
+                work = kind == WorkItemKind.Orchestration ? await this.TryStartOrchestrationAsync(stop).ConfigureAwait(false) : await this.TryStartActivityAsync(stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                slots.Release();
+                break;
+            }
+            catch (Exception ex)
+            {
+                Log.FetchFailed(this.logger, ex, kind.ToString());
+            }
+
+            if (work is null)
+            {
+                slots.Release();
+                try
+                {
+                    await this.backend.WaitForWorkAsync(kind, delay, stop).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, this.options.MaxPollingInterval.Ticks));
+                continue;
+            }
+
+            delay = this.options.MinPollingInterval;
+            this.inFlight.TryAdd(work, 0);
+            _ = work.ContinueWith(
+                t =>
+                {
+                    this.inFlight.TryRemove(t, out _);
+                    slots.Release();
+                },
+                CancellationToken.None,
+                TaskContinuationOptions.ExecuteSynchronously,
+                TaskScheduler.Default);
+        }
+    }
+
+    private async Task<Task?> TryStartOrchestrationAsync(CancellationToken stop)
+    {
+        OrchestrationWorkItem? item = await this.backend.LockNextOrchestrationWorkItemAsync(this.options.OrchestrationLockTimeout, stop).ConfigureAwait(false);
+        return item is null ? null : Task.Run(() => this.ProcessOrchestrationAsync(item, stop), CancellationToken.None);
+    }
+
+    private async Task<Task?> TryStartActivityAsync(CancellationToken stop)
+    {
+        ActivityWorkItem? item = await this.backend.LockNextActivityWorkItemAsync(this.options.ActivityLockTimeout, stop).ConfigureAwait(false);
+        return item is null ? null : Task.Run(() => this.ProcessActivityAsync(item, stop), CancellationToken.None);
+    }
+
+    private async Task ProcessOrchestrationAsync(OrchestrationWorkItem item, CancellationToken stop)
+    {
+        bool committed = false;
+        try
+        {
+            OrchestrationExecutionResult result = this.executor.Execute(item.InstanceId, item.History, item.Messages, this.options.TimeProvider.GetUtcNow());
+            foreach (string reason in result.DroppedReasons)
+            {
+                Log.MessageDropped(this.logger, item.InstanceId, reason);
+            }
+
+            if (stop.IsCancellationRequested)
+            {
+                await this.AbandonAsync(item).ConfigureAwait(false);
+                return;
+            }
+
+            // From here on the checkpoint runs to the end even if the worker is stopping.
+            this.options.OnCheckpointStage?.Invoke(CheckpointStage.BeforeCommit, item.InstanceId);
+            if (result.HasWork)
+            {
+                await this.backend.CommitCheckpointAsync(
+                    item,
+                    new OrchestrationCheckpoint { ReplaceHistory = result.ReplaceHistory, NewEvents = result.NewEvents, Outbox = result.Outbox, State = result.State! },
+                    CancellationToken.None).ConfigureAwait(false);
+                Log.EpisodeExecuted(this.logger, item.InstanceId, item.Messages.Count, result.NewEvents.Count, result.Outbox.Count, result.State!.Status);
+                if (result.State.Status == OrchestrationRuntimeStatus.Failed && result.State.FailureDetails is { } f)
+                {
+                    Log.OrchestrationFailed(this.logger, item.InstanceId, f.ErrorType, f.ErrorMessage);
+                }
+            }
+
+            committed = true;
+            this.options.OnCheckpointStage?.Invoke(CheckpointStage.AfterCommit, item.InstanceId);
+            await this.backend.DispatchOutboxAsync(item, CancellationToken.None).ConfigureAwait(false);
+            this.options.OnCheckpointStage?.Invoke(CheckpointStage.AfterDispatch, item.InstanceId);
+            await this.backend.ReleaseOrchestrationWorkItemAsync(item, result.Consumed.Select(m => m.MessageId).ToList(), CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (WorkItemLockLostException)
+        {
+            Log.LockLost(this.logger, item.InstanceId);
+        }
+        catch (Exception ex)
+        {
+            Log.EpisodeFailed(this.logger, ex, item.InstanceId);
+            if (!committed)
+            {
+                await this.AbandonAsync(item).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task AbandonAsync(OrchestrationWorkItem item)
+    {
+        Interlocked.Increment(ref this.abandoned);
+        try
+        {
+            await this.backend.AbandonOrchestrationWorkItemAsync(item, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // The lock expires on its own; the work item is delivered again then.
+            Log.EpisodeFailed(this.logger, ex, item.InstanceId);
+        }
+    }
+
+    private async Task ProcessActivityAsync(ActivityWorkItem item, CancellationToken stop)
+    {
+        TaskScheduledEvent scheduled = item.Event;
+        using var renewal = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        Task renewing = this.RenewLockAsync(item, renewal.Token);
+        HistoryEvent outcome;
+        try
+        {
+            outcome = await this.RunActivityAsync(item, stop).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            await renewal.CancelAsync().ConfigureAwait(false);
+            Interlocked.Increment(ref this.abandoned);
+            try
+            {
+                await this.backend.AbandonActivityWorkItemAsync(item, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                Log.ActivityCompleteFailed(this.logger, ex, scheduled.Name, scheduled.EventId, item.InstanceId);
+            }
+
+            return;
+        }
+        finally
+        {
+            await renewal.CancelAsync().ConfigureAwait(false);
+            await renewing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+
+        var result = new TaskMessage
+        {
+            MessageId = TaskMessage.ActivityResultId(item.InstanceId, item.ExecutionId, scheduled.EventId),
+            InstanceId = item.InstanceId,
+            ExecutionId = item.ExecutionId,
+            Event = outcome,
+        };
+        try
+        {
+            await this.backend.CompleteActivityWorkItemAsync(item, result, CancellationToken.None).ConfigureAwait(false);
+            Log.ActivityExecuted(this.logger, scheduled.Name, scheduled.EventId, item.InstanceId, outcome is TaskCompletedEvent ? "completed" : "failed");
+        }
+        catch (Exception ex)
+        {
+            Log.ActivityCompleteFailed(this.logger, ex, scheduled.Name, scheduled.EventId, item.InstanceId);
+        }
+    }
+
+    private async Task<HistoryEvent> RunActivityAsync(ActivityWorkItem item, CancellationToken stop)
+    {
+        TaskScheduledEvent scheduled = item.Event;
+        DataConverter converter = this.options.DataConverter;
+        ITaskActivity? activity = this.registry.CreateActivity(scheduled.Name);
+        if (activity is null)
+        {
+            return this.Failed(scheduled, new TaskFailureDetails(
+                "Orchestrator.Durable.ActivityNotFound",
+                $"No activity named '{scheduled.Name}' is registered with this worker.",
+                IsNonRetriable: true));
+        }
+
+        object? input;
+        try
+        {
+            input = converter.Deserialize(scheduled.Input, activity.InputType);
+        }
+        catch (Exception ex)
+        {
+            return this.Failed(scheduled, new TaskFailureDetails(
+                ex.GetType().FullName!,
+                $"The input of activity '{scheduled.Name}' could not be read as {activity.InputType.Name}: {ex.Message}",
+                IsNonRetriable: true));
+        }
+
+        var context = new TaskActivityContext(scheduled.Name, item.InstanceId, item.ExecutionId, scheduled.EventId, stop);
+        try
+        {
+            object? output = await activity.RunAsync(context, input).ConfigureAwait(false);
+            return new TaskCompletedEvent { Timestamp = this.options.TimeProvider.GetUtcNow(), TaskScheduledId = scheduled.EventId, Result = converter.Serialize(output) };
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception ex)
+        {
+            return this.Failed(scheduled, TaskFailureDetails.FromException(ex));
+        }
+    }
+
+    private TaskFailedEvent Failed(TaskScheduledEvent scheduled, TaskFailureDetails details) =>
+        new() { Timestamp = this.options.TimeProvider.GetUtcNow(), TaskScheduledId = scheduled.EventId, FailureDetails = details };
+
+    private async Task RenewLockAsync(ActivityWorkItem item, CancellationToken cancellationToken)
+    {
+        TimeSpan every = this.options.ActivityLockTimeout / 2;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            await Task.Delay(every, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            await this.backend.RenewActivityWorkItemLockAsync(item, this.options.ActivityLockTimeout, cancellationToken).ConfigureAwait(false);
+        }
+    }
+}

@@ -1,0 +1,60 @@
+namespace Orchestrator.Durable.Worker;
+
+/// <summary>Options of a <see cref="DurableTaskWorker"/>.</summary>
+public sealed record DurableTaskWorkerOptions
+{
+    /// <summary>Most orchestration episodes run at once. Default 10 per core.</summary>
+    public int MaxConcurrentOrchestrations { get; init; } = 10 * Environment.ProcessorCount;
+
+    /// <summary>Most activities run at once. Default 10 per core.</summary>
+    public int MaxConcurrentActivities { get; init; } = 10 * Environment.ProcessorCount;
+
+    /// <summary>How long an instance stays locked to this worker per episode. Default 1 minute.</summary>
+    public TimeSpan OrchestrationLockTimeout { get; init; } = TimeSpan.FromMinutes(1);
+
+    /// <summary>How long an activity stays locked; renewed at half this while it runs. Default 5 minutes.</summary>
+    public TimeSpan ActivityLockTimeout { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Shortest wait between polls when idle. Default 10 ms.</summary>
+    public TimeSpan MinPollingInterval { get; init; } = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Longest wait between polls when idle (work enqueued by this process wakes the worker at once). Default 1 s.</summary>
+    public TimeSpan MaxPollingInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The orchestrations' clock and the one lock expiry is computed with. Default <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Converts inputs and outputs. Default <see cref="DataConverter.Default"/>.</summary>
+    public DataConverter DataConverter { get; init; } = DataConverter.Default;
+
+    /// <summary>A name for this worker in logs. Default machine name and process id.</summary>
+    public string WorkerId { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}";
+
+    /// <summary>Test hook: called at each step of a checkpoint, before the step runs.</summary>
+    internal Action<CheckpointStage, string>? OnCheckpointStage { get; init; }
+
+    internal void Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(this.MaxConcurrentOrchestrations, 1, nameof(this.MaxConcurrentOrchestrations));
+        ArgumentOutOfRangeException.ThrowIfLessThan(this.MaxConcurrentActivities, 1, nameof(this.MaxConcurrentActivities));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(this.OrchestrationLockTimeout, TimeSpan.Zero, nameof(this.OrchestrationLockTimeout));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(this.ActivityLockTimeout, TimeSpan.Zero, nameof(this.ActivityLockTimeout));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(this.MinPollingInterval, TimeSpan.Zero, nameof(this.MinPollingInterval));
+        ArgumentOutOfRangeException.ThrowIfLessThan(this.MaxPollingInterval, this.MinPollingInterval, nameof(this.MaxPollingInterval));
+        ArgumentNullException.ThrowIfNull(this.TimeProvider, nameof(this.TimeProvider));
+        ArgumentNullException.ThrowIfNull(this.DataConverter, nameof(this.DataConverter));
+    }
+}
+
+/// <summary>The points of a checkpoint at which a crash is possible.</summary>
+internal enum CheckpointStage
+{
+    /// <summary>The episode ran; nothing is written yet.</summary>
+    BeforeCommit,
+
+    /// <summary>History, state and outbox are committed; the outbox is not dispatched.</summary>
+    AfterCommit,
+
+    /// <summary>The outbox is dispatched; the consumed messages are not yet deleted.</summary>
+    AfterDispatch,
+}
