@@ -63,10 +63,11 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
         var episode = new List<HistoryEvent>(accepted.Count + 4);
         if (filter.ReplaceHistory || past.Count == 0)
         {
-            // ExecutionStarted leads the history; the episode's clock follows it.
+            // The episode's clock must be set before the orchestrator first runs, so
+            // OrchestratorStarted precedes ExecutionStarted (the Durable Task order).
             HistoryEvent start = accepted.First(e => e is ExecutionStartedEvent);
-            episode.Add(start);
             episode.Add(new OrchestratorStartedEvent { Timestamp = now });
+            episode.Add(start);
             episode.AddRange(accepted.Where(e => !ReferenceEquals(e, start)));
         }
         else
@@ -78,6 +79,19 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
         var run = new Run(registry, converter, filter.Started, now);
         run.Replay(past, episode);
         return run.ToResult(instanceId, filter.ReplaceHistory, episode, consumed, dropped);
+    }
+
+    /// <summary>
+    /// Re-runs the orchestrator against a recorded history without applying anything new, and says
+    /// whether the current code still produces that history. Never schedules or runs anything.
+    /// </summary>
+    public ReplayOutcome Replay(IReadOnlyList<HistoryEvent> history)
+    {
+        ExecutionStartedEvent started = history.OfType<ExecutionStartedEvent>().FirstOrDefault()
+            ?? throw new ArgumentException("The history has no ExecutionStarted event.", nameof(history));
+        var run = new Run(registry, converter, started, started.Timestamp);
+        run.Replay(history, []);
+        return run.ToReplayOutcome(history);
     }
 
     private enum Verdict
@@ -376,6 +390,37 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
                     ParentInstanceId = this.started.Parent?.InstanceId,
                 },
             };
+        }
+
+        public ReplayOutcome ToReplayOutcome(IReadOnlyList<HistoryEvent> history)
+        {
+            if (this.completion is { Failure: { ErrorType: var t } f } && t == typeof(NonDeterministicOrchestrationException).FullName)
+            {
+                return new ReplayOutcome(false, f.ErrorMessage, OrchestrationRuntimeStatus.Failed, null, []);
+            }
+
+            OrchestrationRuntimeStatus status = this.completion?.Status ?? OrchestrationRuntimeStatus.Running;
+            ExecutionCompletedEvent? recorded = history.OfType<ExecutionCompletedEvent>().LastOrDefault();
+            if (recorded is not null && recorded.Status != OrchestrationRuntimeStatus.Terminated)
+            {
+                if (this.completion is null)
+                {
+                    return new ReplayOutcome(false, $"History records that '{this.context.Name}' finished as {recorded.Status}, but on replay the orchestrator has not finished.", status, null, []);
+                }
+
+                if (recorded.Status != this.completion.Status || (recorded.Status == OrchestrationRuntimeStatus.Completed && recorded.Result != this.completion.Output))
+                {
+                    return new ReplayOutcome(
+                        false,
+                        $"History records that '{this.context.Name}' finished as {recorded.Status} with output {recorded.Result ?? "null"}, but on replay it finished as {this.completion.Status} with output {this.completion.Output ?? "null"}.",
+                        status,
+                        this.completion.Output,
+                        []);
+                }
+            }
+
+            var waitingOn = this.context.PendingActions.Values.Select(a => Describe(a.Event)).ToList();
+            return new ReplayOutcome(true, null, status, this.completion?.Output, waitingOn);
         }
 
         private static void PendingFromReplay(OrchestrationContextImpl context)

@@ -44,7 +44,7 @@ public abstract record HistoryEvent
 
     /// <summary>The event's kind, as stored.</summary>
     [JsonIgnore]
-    public abstract string EventType { get; }
+    public string EventType => this.GetType().Name[..^"Event".Length];
 }
 
 /// <summary>Identifies the parent of a sub-orchestration.</summary>
@@ -59,13 +59,11 @@ public sealed record ExecutionStartedEvent : HistoryEvent
     public string? Input { get; init; }
     public ParentInstance? Parent { get; init; }
     public DateTimeOffset? ScheduledStartTime { get; init; }
-    public override string EventType => "ExecutionStarted";
 }
 
 /// <summary>Marks the start of one execution episode; its timestamp is the orchestrator's clock.</summary>
 public sealed record OrchestratorStartedEvent : HistoryEvent
 {
-    public override string EventType => "OrchestratorStarted";
 }
 
 /// <summary>The orchestrator scheduled an activity.</summary>
@@ -73,7 +71,6 @@ public sealed record TaskScheduledEvent : HistoryEvent
 {
     public required string Name { get; init; }
     public string? Input { get; init; }
-    public override string EventType => "TaskScheduled";
 }
 
 /// <summary>An activity completed.</summary>
@@ -81,7 +78,6 @@ public sealed record TaskCompletedEvent : HistoryEvent
 {
     public required int TaskScheduledId { get; init; }
     public string? Result { get; init; }
-    public override string EventType => "TaskCompleted";
 }
 
 /// <summary>An activity failed.</summary>
@@ -89,14 +85,12 @@ public sealed record TaskFailedEvent : HistoryEvent
 {
     public required int TaskScheduledId { get; init; }
     public required TaskFailureDetails FailureDetails { get; init; }
-    public override string EventType => "TaskFailed";
 }
 
 /// <summary>The orchestrator created a durable timer.</summary>
 public sealed record TimerCreatedEvent : HistoryEvent
 {
     public required DateTimeOffset FireAt { get; init; }
-    public override string EventType => "TimerCreated";
 }
 
 /// <summary>A durable timer fired.</summary>
@@ -104,7 +98,6 @@ public sealed record TimerFiredEvent : HistoryEvent
 {
     public required int TimerId { get; init; }
     public required DateTimeOffset FireAt { get; init; }
-    public override string EventType => "TimerFired";
 }
 
 /// <summary>An external event was delivered to the instance.</summary>
@@ -115,7 +108,6 @@ public sealed record EventRaisedEvent : HistoryEvent
 
     /// <summary>The id of the message that carried the event, used to ignore redelivery.</summary>
     public string? MessageId { get; init; }
-    public override string EventType => "EventRaised";
 }
 
 /// <summary>The orchestrator started a sub-orchestration.</summary>
@@ -124,7 +116,6 @@ public sealed record SubOrchestrationInstanceCreatedEvent : HistoryEvent
     public required string Name { get; init; }
     public required string InstanceId { get; init; }
     public string? Input { get; init; }
-    public override string EventType => "SubOrchestrationInstanceCreated";
 }
 
 /// <summary>A sub-orchestration completed.</summary>
@@ -132,7 +123,6 @@ public sealed record SubOrchestrationInstanceCompletedEvent : HistoryEvent
 {
     public required int TaskScheduledId { get; init; }
     public string? Result { get; init; }
-    public override string EventType => "SubOrchestrationInstanceCompleted";
 }
 
 /// <summary>A sub-orchestration failed.</summary>
@@ -140,14 +130,12 @@ public sealed record SubOrchestrationInstanceFailedEvent : HistoryEvent
 {
     public required int TaskScheduledId { get; init; }
     public required TaskFailureDetails FailureDetails { get; init; }
-    public override string EventType => "SubOrchestrationInstanceFailed";
 }
 
 /// <summary>A client asked for the instance to be terminated.</summary>
 public sealed record ExecutionTerminatedEvent : HistoryEvent
 {
     public string? Reason { get; init; }
-    public override string EventType => "ExecutionTerminated";
 }
 
 /// <summary>The execution reached a terminal state.</summary>
@@ -156,7 +144,6 @@ public sealed record ExecutionCompletedEvent : HistoryEvent
     public required OrchestrationRuntimeStatus Status { get; init; }
     public string? Result { get; init; }
     public TaskFailureDetails? FailureDetails { get; init; }
-    public override string EventType => "ExecutionCompleted";
 }
 
 /// <summary>The execution restarted itself with new input; a new history begins.</summary>
@@ -164,5 +151,4 @@ public sealed record ContinueAsNewEvent : HistoryEvent
 {
     public string? Input { get; init; }
     public required string NewExecutionId { get; init; }
-    public override string EventType => "ContinueAsNew";
 }
