@@ -1,0 +1,3 @@
+using Orchestrator.Host;
+
+return await CommandLine.RunAsync(args, Console.Out, Console.Error, CancellationToken.None);
