@@ -243,6 +243,9 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
         {
             try
             {
+                // The orchestrator starts on ExecutionStarted, which precedes the first
+                // OrchestratorStarted: without this, its first steps would read DateTime.MinValue.
+                this.context.CurrentUtc = past.Concat(episode).OfType<OrchestratorStartedEvent>().FirstOrDefault()?.Timestamp ?? this.now;
                 this.context.IsReplayingInternal = true;
                 foreach (HistoryEvent e in past)
                 {
