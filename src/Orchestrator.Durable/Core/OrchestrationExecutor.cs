@@ -258,11 +258,12 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
 
                 PendingFromReplay(this.context);
                 this.context.IsReplayingInternal = false;
-                foreach (HistoryEvent e in episode)
+                for (int i = 0; i < episode.Count; i++)
                 {
-                    this.Process(e);
+                    this.Process(episode[i]);
                     if (this.completion is not null)
                     {
+                        this.AfterContinueAsNew(episode.Skip(i + 1));
                         return;
                     }
                 }
@@ -379,6 +380,33 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
                     ParentInstanceId = this.started.Parent?.InstanceId,
                 },
             };
+        }
+
+        /// <summary>
+        /// Messages of this episode that arrived after the orchestrator called ContinueAsNew were
+        /// consumed but never seen by it: their events belong to the next execution as much as
+        /// buffered ones do, and a termination still stops the instance.
+        /// </summary>
+        private void AfterContinueAsNew(IEnumerable<HistoryEvent> unseen)
+        {
+            if (this.completion is not { Status: OrchestrationRuntimeStatus.ContinuedAsNew } c)
+            {
+                return;
+            }
+
+            foreach (HistoryEvent e in unseen)
+            {
+                if (e is ExecutionTerminatedEvent)
+                {
+                    this.Process(e);
+                    return;
+                }
+
+                if (e is EventRaisedEvent r && c.CarryOver)
+                {
+                    this.context.BufferEvent(r);
+                }
+            }
         }
 
         private static void PendingFromReplay(OrchestrationContextImpl context)
