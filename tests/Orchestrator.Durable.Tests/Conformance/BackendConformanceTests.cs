@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Orchestrator.Durable.Backend;
 using Orchestrator.Durable.History;
+using Orchestrator.Durable.Worker;
 
 namespace Orchestrator.Durable.Tests.Conformance;
 
@@ -546,6 +547,78 @@ public abstract class BackendConformanceTests
         Assert.Equal(OrchestrationRuntimeStatus.Completed, Assert.IsType<ExecutionCompletedEvent>(history[^1]).Status);
     }
 
+    [Fact(Timeout = TestTimeout)]
+    public async Task ContinueAsNew_EventRaisedWhileContinuingEpisodeRuns_DeliveredToLaterExecution()
+    {
+        ConformanceHarness? harness = null;
+        int raised = 0;
+        await using ConformanceHarness h = await this.StartAsync(
+            LooperRegistry(loops: 2),
+            onCheckpointStage: (stage, instanceId) =>
+            {
+                // The first episode has already decided to continue as new; the event lands in
+                // the queue before the next execution's start message does.
+                if (stage == CheckpointStage.BeforeCommit && Interlocked.Exchange(ref raised, 1) == 0)
+                {
+                    harness!.Client.RaiseEventAsync(instanceId, "late", "raised mid-episode").GetAwaiter().GetResult();
+                }
+            });
+        harness = h;
+
+        string id = await h.ScheduleAsync("Looper", 0);
+        OrchestrationMetadata done = await h.WaitForCompletionAsync(id);
+
+        Assert.Equal(1, Volatile.Read(ref raised));
+        Assert.Equal(OrchestrationRuntimeStatus.Completed, done.RuntimeStatus);
+        Assert.Equal("2:raised mid-episode", done.ReadOutputAs<string>());
+    }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task ContinueAsNew_CrashBeforeOutboxDispatched_EventRaisedMeanwhileNotLost()
+    {
+        int crashed = 0;
+        await using ConformanceHarness h = await this.StartAsync(
+            LooperRegistry(loops: 1),
+            onCheckpointStage: (stage, _) =>
+            {
+                // The checkpoint (status ContinuedAsNew, next start in the outbox) is durable; the
+                // worker dies before dispatching it and its lock has to expire.
+                if (stage == CheckpointStage.AfterCommit && Interlocked.Exchange(ref crashed, 1) == 0)
+                {
+                    throw new InvalidOperationException("simulated crash after commit");
+                }
+            });
+
+        string id = await h.ScheduleAsync("Looper", 0);
+        await h.WaitForStatusAsync(id, m => m.RuntimeStatus == OrchestrationRuntimeStatus.ContinuedAsNew, "continued as new");
+        await h.Client.RaiseEventAsync(id, "late", "raised while the worker was down");
+        h.Time.Advance(new DurableTaskWorkerOptions().OrchestrationLockTimeout + TimeSpan.FromSeconds(1));
+        OrchestrationMetadata done = await h.WaitForCompletionAsync(id);
+
+        Assert.Equal(OrchestrationRuntimeStatus.Completed, done.RuntimeStatus);
+        Assert.Equal("1:raised while the worker was down", done.ReadOutputAs<string>());
+    }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task TerminateInstanceAsync_TightContinueAsNewLoop_Terminated()
+    {
+        var registry = new DurableTaskRegistry()
+            .AddOrchestratorFunc<int, int>("Forever", (ctx, count) =>
+            {
+                ctx.ContinueAsNew(count + 1);
+                return Task.FromResult(count);
+            });
+        await using ConformanceHarness h = await this.StartAsync(registry);
+
+        string id = await h.ScheduleAsync("Forever", 0);
+        await h.WaitForStatusAsync(id, m => m.ReadInputAs<int>() >= 3, "a few loops");
+        await h.Client.TerminateInstanceAsync(id, "enough");
+        OrchestrationMetadata m = await h.WaitForCompletionAsync(id);
+
+        Assert.Equal(OrchestrationRuntimeStatus.Terminated, m.RuntimeStatus);
+        Assert.Equal("enough", m.ReadOutputAs<string>());
+    }
+
     // ---------------------------------------------------------------- status, determinism
 
     [Fact(Timeout = TestTimeout)]
@@ -1069,8 +1142,11 @@ public abstract class BackendConformanceTests
 
     // ---------------------------------------------------------------- helpers
 
-    private Task<ConformanceHarness> StartAsync(DurableTaskRegistry registry, DurableTaskRegistry? clientRegistry = null) =>
-        ConformanceHarness.StartAsync(this.CreateBackend, registry, clientRegistry);
+    private Task<ConformanceHarness> StartAsync(
+        DurableTaskRegistry registry,
+        DurableTaskRegistry? clientRegistry = null,
+        Action<CheckpointStage, string>? onCheckpointStage = null) =>
+        ConformanceHarness.StartAsync(this.CreateBackend, registry, clientRegistry, onCheckpointStage);
 
     private static T Fail<T>(string message, Exception? inner = null) => throw new InvalidOperationException(message, inner);
 
@@ -1081,6 +1157,19 @@ public abstract class BackendConformanceTests
     /// <summary>An orchestrator that waits for an event named "never" and returns its payload.</summary>
     private static DurableTaskRegistry WaitForeverRegistry() => new DurableTaskRegistry()
         .AddOrchestratorFunc<string?, string>("WaitForever", (ctx, _) => ctx.WaitForExternalEvent<string>("never"));
+
+    /// <summary>Continues as new until the count reaches <paramref name="loops"/>, then returns the "late" event.</summary>
+    private static DurableTaskRegistry LooperRegistry(int loops) => new DurableTaskRegistry()
+        .AddOrchestratorFunc<int, string>("Looper", async (ctx, count) =>
+        {
+            if (count < loops)
+            {
+                ctx.ContinueAsNew(count + 1);
+                return "continued";
+            }
+
+            return $"{count}:{await ctx.WaitForExternalEvent<string>("late")}";
+        });
 
     private static DurableTaskRegistry ApprovalRegistry() => new DurableTaskRegistry()
         .AddOrchestratorFunc<object?, string>("Approval", async (ctx, _) =>

@@ -13,7 +13,7 @@ namespace Orchestrator.Durable.Tests.Conformance;
 /// One backend, one worker and one client sharing one fake clock. Disposing stops the worker
 /// before the backend so no episode runs against a closed store.
 /// </summary>
-public sealed class ConformanceHarness : IAsyncDisposable
+internal sealed class ConformanceHarness : IAsyncDisposable
 {
     /// <summary>The longest any single wait in a conformance test may take; well under the test timeout.</summary>
     public static readonly TimeSpan WaitLimit = TimeSpan.FromSeconds(15);
@@ -37,7 +37,8 @@ public sealed class ConformanceHarness : IAsyncDisposable
     public static async Task<ConformanceHarness> StartAsync(
         Func<TimeProvider, IOrchestrationBackend> createBackend,
         DurableTaskRegistry registry,
-        DurableTaskRegistry? clientRegistry = null)
+        DurableTaskRegistry? clientRegistry = null,
+        Action<CheckpointStage, string>? onCheckpointStage = null)
     {
         // Frozen unless a test advances it: timers fire only when a test says so, and every
         // timestamp in history is predictable.
@@ -54,6 +55,7 @@ public sealed class ConformanceHarness : IAsyncDisposable
                 MaxPollingInterval = TimeSpan.FromMilliseconds(50),
                 MaxConcurrentOrchestrations = 8,
                 MaxConcurrentActivities = 8,
+                OnCheckpointStage = onCheckpointStage,
             });
         try
         {
@@ -117,7 +119,7 @@ public sealed class ConformanceHarness : IAsyncDisposable
 }
 
 /// <summary>Bounded polling: the replacement for sleeps in tests that wait on another thread's progress.</summary>
-public static class Eventually
+internal static class Eventually
 {
     public static async Task<T> UntilAsync<T>(Func<Task<T>> probe, Func<T, bool> condition, string what, TimeSpan? limit = null)
     {
@@ -142,7 +144,7 @@ public static class Eventually
 }
 
 /// <summary>A hand-written logger that keeps what was written, for replay-safe logging checks.</summary>
-public sealed class RecordingLogger : ILogger
+internal sealed class RecordingLogger : ILogger
 {
     public ConcurrentQueue<string> Messages { get; } = new();
 
