@@ -37,7 +37,10 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
         var consumed = new List<TaskMessage>();
         var accepted = new List<HistoryEvent>();
         var dropped = new List<string>();
-        foreach (TaskMessage m in messages)
+
+        // The next execution's start (ContinueAsNew) is queued after events a client sent while the
+        // previous episode ran; classified in arrival order, those would be dropped as "finished".
+        foreach (TaskMessage m in messages.OrderBy(m => m.Event is ExecutionStartedEvent ? 0 : 1))
         {
             switch (filter.Classify(m, out string? reason))
             {
