@@ -167,6 +167,13 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
                 return Verdict.Drop;
             }
 
+            if (this.terminal && this.continueExecutionId is not null && !this.ReplaceHistory && m.ExecutionId is null && !this.terminationAccepted)
+            {
+                // Aimed at the current execution, and the next one has not started: its start is
+                // still in the outbox (a crash before dispatch). Keep the message until it has.
+                return Verdict.Defer;
+            }
+
             if (this.terminal || this.terminationAccepted)
             {
                 reason = "instance has finished";
