@@ -424,6 +424,25 @@ public abstract class BackendConformanceTests
         Assert.Equal("approved: yes", done.ReadOutputAs<string>());
         IReadOnlyList<HistoryEvent> history = await h.Client.GetHistoryAsync(id);
         Assert.DoesNotContain(history, e => e is TimerFiredEvent);
+
+        // The abandoned timeout still fires later; it must not touch the finished instance.
+        h.Time.Advance(TimeSpan.FromMinutes(31));
+        if (await this.CountStoredRecordsAsync(h.Backend) is not null)
+        {
+            await Eventually.UntilAsync(
+                () => this.CountStoredRecordsAsync(h.Backend),
+                n => n == 1 + history.Count,
+                "the late timer message to be delivered and discarded");
+        }
+        else
+        {
+            // Without record counts, use a barrier: an instance scheduled now (its orchestrator is
+            // unknown, so it fails at once) is processed by a poll that already sees the due timer.
+            await h.WaitForCompletionAsync(await h.ScheduleAsync("UnregisteredBarrier"));
+        }
+
+        Assert.Equal(done, await h.Client.GetInstanceAsync(id));
+        Assert.Equal(history, await h.Client.GetHistoryAsync(id));
     }
 
     // ---------------------------------------------------------------- sub-orchestrations
@@ -501,6 +520,66 @@ public abstract class BackendConformanceTests
         Assert.Equal(42, child.ReadOutputAs<int>());
         ExecutionStartedEvent childStart = Assert.IsType<ExecutionStartedEvent>((await h.Client.GetHistoryAsync("parent-1-child"))[0]);
         Assert.Equal("parent-1", childStart.Parent?.InstanceId);
+    }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task CallSubOrchestratorAsync_ExplicitIdOfRunningInstance_ParentGetsAlreadyExistsFailure()
+    {
+        var registry = new DurableTaskRegistry()
+            .AddOrchestratorFunc<string?, string>("WaitForever", (ctx, _) => ctx.WaitForExternalEvent<string>("never"))
+            .AddOrchestratorFunc<object?, string>("ClashingParent", async (ctx, _) =>
+            {
+                try
+                {
+                    return await ctx.CallSubOrchestratorAsync<string>("WaitForever", null, new SubOrchestrationOptions { InstanceId = "taken" });
+                }
+                catch (TaskFailedException ex)
+                {
+                    return ex.FailureDetails.ErrorType;
+                }
+            });
+        await using ConformanceHarness h = await this.StartAsync(registry);
+        await h.ScheduleAsync("WaitForever", "original", "taken");
+        OrchestrationMetadata original = await h.WaitForStatusAsync("taken", m => m.RuntimeStatus == OrchestrationRuntimeStatus.Running, "running");
+
+        string id = await h.ScheduleAsync("ClashingParent");
+        OrchestrationMetadata m = await h.WaitForCompletionAsync(id);
+
+        Assert.Equal(typeof(OrchestrationAlreadyExistsException).FullName, m.ReadOutputAs<string>());
+        OrchestrationMetadata after = (await h.Client.GetInstanceAsync("taken"))!;
+        Assert.Equal(original.ExecutionId, after.ExecutionId);
+        Assert.Equal("original", after.ReadInputAs<string>());
+        Assert.Null(after.ParentInstanceId);
+    }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task CallSubOrchestratorAsync_ChildTerminated_ParentCatchesTaskFailedException()
+    {
+        var registry = new DurableTaskRegistry()
+            .AddOrchestratorFunc<string?, string>("WaitForever", (ctx, _) => ctx.WaitForExternalEvent<string>("never"))
+            .AddOrchestratorFunc<object?, string>("ParentOfTerminated", async (ctx, _) =>
+            {
+                try
+                {
+                    return await ctx.CallSubOrchestratorAsync<string>("WaitForever", null, new SubOrchestrationOptions { InstanceId = ctx.InstanceId + "-child" });
+                }
+                catch (TaskFailedException ex)
+                {
+                    return $"{ex.FailureDetails.ErrorType}|{ex.FailureDetails.ErrorMessage}";
+                }
+            });
+        await using ConformanceHarness h = await this.StartAsync(registry);
+
+        string id = await h.ScheduleAsync("ParentOfTerminated", null, "parent-2");
+        await h.WaitForStatusAsync("parent-2-child", m => m.RuntimeStatus == OrchestrationRuntimeStatus.Running, "child running");
+        await h.Client.TerminateInstanceAsync("parent-2-child", "child stopped");
+        OrchestrationMetadata m = await h.WaitForCompletionAsync(id);
+
+        Assert.Equal(OrchestrationRuntimeStatus.Completed, m.RuntimeStatus);
+        string[] parts = m.ReadOutputAs<string>()!.Split('|');
+        Assert.Equal("Orchestrator.Durable.OrchestrationTerminated", parts[0]);
+        Assert.Contains("child stopped", parts[1], StringComparison.Ordinal);
+        Assert.Equal(OrchestrationRuntimeStatus.Terminated, (await h.Client.GetInstanceAsync("parent-2-child"))?.RuntimeStatus);
     }
 
     // ---------------------------------------------------------------- ContinueAsNew
@@ -901,6 +980,39 @@ public abstract class BackendConformanceTests
     // ---------------------------------------------------------------- instance ids
 
     [Fact(Timeout = TestTimeout)]
+    public async Task ScheduleNewOrchestrationInstanceAsync_StartAtInFuture_NotHandedToWorkerUntilDue()
+    {
+        var registry = new DurableTaskRegistry()
+            .AddOrchestratorFunc<object?, DateTime>("WhatTimeIsIt", (ctx, _) => Task.FromResult(ctx.CurrentUtcDateTime))
+            .AddOrchestratorFunc<object?, DelayedResult>("DelayedGreeter", async (ctx, _) =>
+            {
+                DateTime started = ctx.CurrentUtcDateTime;
+                return new DelayedResult(started, await ctx.WaitForExternalEvent<string>("hello"));
+            });
+        LockRecordingBackend? recorder = null;
+        await using ConformanceHarness h = await ConformanceHarness.StartAsync(t => recorder = new LockRecordingBackend(this.CreateBackend(t)), registry);
+        DateTimeOffset due = h.Time.GetUtcNow() + TimeSpan.FromHours(1);
+
+        string id = await h.Client.ScheduleNewOrchestrationInstanceAsync("DelayedGreeter", null, new Client.StartOrchestrationOptions { StartAt = due });
+
+        // An event may be sent before the start; it must wait for the start without the instance
+        // being handed out (and spun on) meanwhile. The barrier instance, scheduled later but due
+        // now, is processed by polls that also see the early event.
+        await h.Client.RaiseEventAsync(id, "hello", "sent early");
+        await h.WaitForCompletionAsync(await h.ScheduleAsync("WhatTimeIsIt"));
+        Assert.Equal(OrchestrationRuntimeStatus.Pending, (await h.Client.GetInstanceAsync(id))!.RuntimeStatus);
+        Assert.DoesNotContain(id, recorder!.LockedInstanceIds);
+
+        h.Time.Advance(TimeSpan.FromHours(1));
+        OrchestrationMetadata m = await h.WaitForCompletionAsync(id);
+
+        Assert.Equal(OrchestrationRuntimeStatus.Completed, m.RuntimeStatus);
+        Assert.Equal(new DelayedResult(due.UtcDateTime, "sent early"), m.ReadOutputAs<DelayedResult>());
+        ExecutionStartedEvent started = Assert.IsType<ExecutionStartedEvent>((await h.Client.GetHistoryAsync(id))[0]);
+        Assert.Equal(due, started.ScheduledStartTime);
+    }
+
+    [Fact(Timeout = TestTimeout)]
     public async Task ScheduleNewOrchestrationInstanceAsync_SameIdWhileRunning_ThrowsAlreadyExistsAndKeepsOriginal()
     {
         await using ConformanceHarness h = await this.StartAsync(WaitForeverRegistry());
@@ -1185,4 +1297,6 @@ public abstract class BackendConformanceTests
         });
 
     public sealed record Progress(string Stage, int Step);
+
+    public sealed record DelayedResult(DateTime Started, string Payload);
 }

@@ -93,11 +93,12 @@ internal sealed class ConformanceHarness : IAsyncDisposable
         }
     }
 
-    public Task<OrchestrationMetadata> WaitForStatusAsync(string instanceId, Func<OrchestrationMetadata, bool> condition, string what) =>
-        Eventually.UntilAsync(
-            async () => await this.Client.GetInstanceAsync(instanceId) ?? throw new OrchestrationNotFoundException(instanceId),
-            condition,
-            $"instance '{instanceId}': {what}");
+    /// <summary>Waits until the instance exists (sub-orchestrations appear asynchronously) and satisfies the condition.</summary>
+    public async Task<OrchestrationMetadata> WaitForStatusAsync(string instanceId, Func<OrchestrationMetadata, bool> condition, string what) =>
+        (await Eventually.UntilAsync(
+            () => this.Client.GetInstanceAsync(instanceId),
+            m => m is not null && condition(m),
+            $"instance '{instanceId}': {what}"))!;
 
     /// <summary>Waits until the committed history satisfies the condition (the engine's only observable progress).</summary>
     public Task<IReadOnlyList<HistoryEvent>> WaitForHistoryAsync(string instanceId, Func<IReadOnlyList<HistoryEvent>, bool> condition, string what) =>
@@ -155,4 +156,63 @@ internal sealed class RecordingLogger : ILogger
 
     public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
         this.Messages.Enqueue(formatter(state, exception));
+}
+
+/// <summary>A pass-through backend that records which instances were handed to a worker.</summary>
+internal sealed class LockRecordingBackend(IOrchestrationBackend inner) : IOrchestrationBackend
+{
+    private readonly ConcurrentQueue<string> locked = new();
+
+    public IReadOnlyCollection<string> LockedInstanceIds => this.locked;
+
+    public async Task<OrchestrationWorkItem?> LockNextOrchestrationWorkItemAsync(TimeSpan lockTimeout, CancellationToken cancellationToken)
+    {
+        OrchestrationWorkItem? item = await inner.LockNextOrchestrationWorkItemAsync(lockTimeout, cancellationToken);
+        if (item is not null)
+        {
+            this.locked.Enqueue(item.InstanceId);
+        }
+
+        return item;
+    }
+
+    public Task CreateIfNotExistsAsync(CancellationToken cancellationToken) => inner.CreateIfNotExistsAsync(cancellationToken);
+
+    public Task CreateInstanceAsync(TaskMessage startMessage, CancellationToken cancellationToken) => inner.CreateInstanceAsync(startMessage, cancellationToken);
+
+    public Task SendInstanceMessageAsync(TaskMessage message, CancellationToken cancellationToken) => inner.SendInstanceMessageAsync(message, cancellationToken);
+
+    public Task<OrchestrationMetadata?> GetInstanceAsync(string instanceId, CancellationToken cancellationToken) => inner.GetInstanceAsync(instanceId, cancellationToken);
+
+    public Task<IReadOnlyList<OrchestrationMetadata>> QueryInstancesAsync(InstanceQuery query, CancellationToken cancellationToken) => inner.QueryInstancesAsync(query, cancellationToken);
+
+    public Task<IReadOnlyList<HistoryEvent>?> GetHistoryAsync(string instanceId, CancellationToken cancellationToken) => inner.GetHistoryAsync(instanceId, cancellationToken);
+
+    public Task<bool> PurgeInstanceAsync(string instanceId, CancellationToken cancellationToken) => inner.PurgeInstanceAsync(instanceId, cancellationToken);
+
+    public Task<int> PurgeInstancesAsync(PurgeInstancesFilter filter, CancellationToken cancellationToken) => inner.PurgeInstancesAsync(filter, cancellationToken);
+
+    public Task CommitCheckpointAsync(OrchestrationWorkItem workItem, OrchestrationCheckpoint checkpoint, CancellationToken cancellationToken) =>
+        inner.CommitCheckpointAsync(workItem, checkpoint, cancellationToken);
+
+    public Task DispatchOutboxAsync(OrchestrationWorkItem workItem, CancellationToken cancellationToken) => inner.DispatchOutboxAsync(workItem, cancellationToken);
+
+    public Task ReleaseOrchestrationWorkItemAsync(OrchestrationWorkItem workItem, IReadOnlyCollection<string> consumedMessageIds, CancellationToken cancellationToken) =>
+        inner.ReleaseOrchestrationWorkItemAsync(workItem, consumedMessageIds, cancellationToken);
+
+    public Task AbandonOrchestrationWorkItemAsync(OrchestrationWorkItem workItem, CancellationToken cancellationToken) => inner.AbandonOrchestrationWorkItemAsync(workItem, cancellationToken);
+
+    public Task<ActivityWorkItem?> LockNextActivityWorkItemAsync(TimeSpan lockTimeout, CancellationToken cancellationToken) => inner.LockNextActivityWorkItemAsync(lockTimeout, cancellationToken);
+
+    public Task RenewActivityWorkItemLockAsync(ActivityWorkItem workItem, TimeSpan lockTimeout, CancellationToken cancellationToken) =>
+        inner.RenewActivityWorkItemLockAsync(workItem, lockTimeout, cancellationToken);
+
+    public Task CompleteActivityWorkItemAsync(ActivityWorkItem workItem, TaskMessage result, CancellationToken cancellationToken) =>
+        inner.CompleteActivityWorkItemAsync(workItem, result, cancellationToken);
+
+    public Task AbandonActivityWorkItemAsync(ActivityWorkItem workItem, CancellationToken cancellationToken) => inner.AbandonActivityWorkItemAsync(workItem, cancellationToken);
+
+    public Task WaitForWorkAsync(WorkItemKind kind, TimeSpan timeout, CancellationToken cancellationToken) => inner.WaitForWorkAsync(kind, timeout, cancellationToken);
+
+    public ValueTask DisposeAsync() => inner.DisposeAsync();
 }
