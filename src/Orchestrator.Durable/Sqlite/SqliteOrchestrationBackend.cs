@@ -353,10 +353,13 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
             {
                 for (int attempt = 0; attempt < 16; attempt++)
                 {
+                    // A Pending instance has no timers, so a message of it not yet visible is its delayed
+                    // start: until that is due, other messages (early events) cannot make progress.
                     string? instanceId = (string?)x.Scalar(
                         """
                         SELECT m.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
                         WHERE m.visible_at <= $now AND (i.lock_expires_at IS NULL OR i.lock_expires_at <= $now)
+                          AND (i.status <> 'Pending' OR NOT EXISTS (SELECT 1 FROM inbox s WHERE s.instance_id = i.instance_id AND s.visible_at > $now))
                         ORDER BY m.visible_at, m.id LIMIT 1
                         """,
                         ("$now", now));
