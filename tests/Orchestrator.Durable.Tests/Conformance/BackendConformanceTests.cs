@@ -553,6 +553,50 @@ public abstract class BackendConformanceTests
     }
 
     [Fact(Timeout = TestTimeout)]
+    public async Task CallSubOrchestratorAsync_ExplicitIdOfInstanceBetweenExecutions_ParentGetsAlreadyExistsFailure()
+    {
+        DurableTaskRegistry registry = LooperRegistry(loops: 1)
+            .AddOrchestratorFunc<object?, string>("ParentOfBusy", async (ctx, _) =>
+            {
+                try
+                {
+                    return await ctx.CallSubOrchestratorAsync<string>("Looper", 0, new SubOrchestrationOptions { InstanceId = "busy" });
+                }
+                catch (TaskFailedException ex)
+                {
+                    return ex.FailureDetails.ErrorType;
+                }
+            });
+        int crashed = 0;
+        await using ConformanceHarness h = await this.StartAsync(
+            registry,
+            onCheckpointStage: (stage, instanceId) =>
+            {
+                // Holds "busy" between its executions (ContinuedAsNew, next start not dispatched):
+                // an unfinished instance another orchestration must not take over.
+                if (stage == CheckpointStage.AfterCommit && instanceId == "busy" && Interlocked.Exchange(ref crashed, 1) == 0)
+                {
+                    throw new InvalidOperationException("simulated crash after commit");
+                }
+            });
+        await h.ScheduleAsync("Looper", 0, "busy");
+        await h.WaitForStatusAsync("busy", m => m.RuntimeStatus == OrchestrationRuntimeStatus.ContinuedAsNew, "between executions");
+
+        string parent = await h.ScheduleAsync("ParentOfBusy");
+        OrchestrationMetadata m = await h.WaitForCompletionAsync(parent);
+
+        Assert.Equal(typeof(OrchestrationAlreadyExistsException).FullName, m.ReadOutputAs<string>());
+
+        // The instance that owns the id carries on undisturbed once its worker's lock expires.
+        h.Time.Advance(new DurableTaskWorkerOptions().OrchestrationLockTimeout + TimeSpan.FromSeconds(1));
+        await h.WaitForStatusAsync("busy", m => m.RuntimeStatus == OrchestrationRuntimeStatus.Running, "next execution running");
+        await h.Client.RaiseEventAsync("busy", "late", "mine");
+        OrchestrationMetadata busy = await h.WaitForCompletionAsync("busy");
+        Assert.Equal("1:mine", busy.ReadOutputAs<string>());
+        Assert.Null(busy.ParentInstanceId);
+    }
+
+    [Fact(Timeout = TestTimeout)]
     public async Task CallSubOrchestratorAsync_ChildTerminated_ParentCatchesTaskFailedException()
     {
         var registry = new DurableTaskRegistry()
