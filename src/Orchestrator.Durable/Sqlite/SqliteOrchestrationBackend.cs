@@ -531,7 +531,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
 
                     if (m.Event is ExecutionStartedEvent started)
                     {
-                        if (!EnsureSubOrchestrationInstance(x, started, now))
+                        if (!EnsureSubOrchestrationInstance(x, started, now, isOwnRestart: m.InstanceId == workItem.InstanceId))
                         {
                             continue;
                         }
@@ -813,7 +813,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
     /// finished instance holds the id. False when a different, unfinished instance holds the id;
     /// the parent is then told that the sub-orchestration could not start.
     /// </summary>
-    private static bool EnsureSubOrchestrationInstance(SqliteExecutor x, ExecutionStartedEvent started, long now)
+    private static bool EnsureSubOrchestrationInstance(SqliteExecutor x, ExecutionStartedEvent started, long now, bool isOwnRestart)
     {
         OrchestrationRuntimeStatus? status = null;
         string? exec = null;
@@ -832,8 +832,9 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
             return true;
         }
 
-        // A re-dispatch of the same start, or the instance's own ContinueAsNew restart.
-        if (exec == started.ExecutionId || status == OrchestrationRuntimeStatus.ContinuedAsNew)
+        // A re-dispatch of the same start, or the instance's own ContinueAsNew restart (from its own
+        // outbox: a parent's start aimed at an instance between executions must be refused).
+        if (exec == started.ExecutionId || (status == OrchestrationRuntimeStatus.ContinuedAsNew && isOwnRestart))
         {
             return true;
         }
