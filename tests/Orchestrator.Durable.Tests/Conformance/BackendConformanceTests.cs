@@ -671,6 +671,36 @@ public abstract class BackendConformanceTests
     }
 
     [Fact(Timeout = TestTimeout)]
+    public async Task ContinueAsNew_WithoutPreservingEvents_BufferedEventDropped()
+    {
+        var registry = new DurableTaskRegistry()
+            .AddOrchestratorFunc<int, string>("Forgetful", async (ctx, count) =>
+            {
+                if (count == 0)
+                {
+                    await ctx.WaitForExternalEvent<string>("go");
+                    ctx.ContinueAsNew(1, preserveUnprocessedEvents: false);
+                    return "continued";
+                }
+
+                ctx.SetCustomStatus("waiting");
+                return await ctx.WaitForExternalEvent<string>("data");
+            });
+        await using ConformanceHarness h = await this.StartAsync(registry);
+
+        string id = await h.ScheduleAsync("Forgetful", 0);
+        await h.WaitForStatusAsync(id, m => m.RuntimeStatus == OrchestrationRuntimeStatus.Running, "running");
+        await h.Client.RaiseEventAsync(id, "data", "stale");
+        await h.Client.RaiseEventAsync(id, "go");
+        await h.WaitForStatusAsync(id, m => m.ReadCustomStatusAs<string>() == "waiting", "second execution waiting");
+        await h.Client.RaiseEventAsync(id, "data", "fresh");
+        OrchestrationMetadata done = await h.WaitForCompletionAsync(id);
+
+        Assert.Equal("fresh", done.ReadOutputAs<string>());
+        Assert.Equal("\"fresh\"", Assert.Single((await h.Client.GetHistoryAsync(id)).OfType<EventRaisedEvent>()).Input);
+    }
+
+    [Fact(Timeout = TestTimeout)]
     public async Task ContinueAsNew_EventRaisedWhileContinuingEpisodeRuns_DeliveredToLaterExecution()
     {
         ConformanceHarness? harness = null;
@@ -1175,6 +1205,41 @@ public abstract class BackendConformanceTests
         IReadOnlyList<HistoryEvent> history = await h.Client.GetHistoryAsync(id);
         Assert.Single(history.OfType<TaskScheduledEvent>());
         Assert.DoesNotContain(history, e => e is TimerCreatedEvent);
+    }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task CallActivityAsync_InputNotOfActivityInputType_FailsNonRetriableNamingActivity()
+    {
+        int runs = 0;
+        var registry = new DurableTaskRegistry()
+            .AddActivityFunc<int, int>("Increment", (_, x) =>
+            {
+                Interlocked.Increment(ref runs);
+                return x + 1;
+            })
+            .AddOrchestratorFunc<object?, string>("PassesText", async (ctx, _) =>
+            {
+                try
+                {
+                    await ctx.CallActivityAsync<int>("Increment", "not a number", TaskOptions.FromRetryPolicy(new RetryPolicy(3, TimeSpan.FromSeconds(1))));
+                    return "no failure";
+                }
+                catch (TaskFailedException ex)
+                {
+                    return $"{ex.FailureDetails.IsNonRetriable}|{ex.FailureDetails.ErrorMessage}";
+                }
+            });
+        await using ConformanceHarness h = await this.StartAsync(registry);
+
+        string id = await h.ScheduleAsync("PassesText");
+        OrchestrationMetadata m = await h.WaitForCompletionAsync(id);
+
+        string[] parts = m.ReadOutputAs<string>()!.Split('|');
+        Assert.Equal("True", parts[0]);
+        Assert.Contains("Increment", parts[1], StringComparison.Ordinal);
+        Assert.Contains(nameof(Int32), parts[1], StringComparison.Ordinal);
+        Assert.Equal(0, Volatile.Read(ref runs));
+        Assert.Single((await h.Client.GetHistoryAsync(id)).OfType<TaskScheduledEvent>());
     }
 
     [Fact(Timeout = TestTimeout)]
