@@ -10,9 +10,11 @@ namespace Orchestrator.Durable.Tests.Conformance;
 /// A backend's test class derives from this and supplies <see cref="CreateBackend"/>.
 /// </summary>
 /// <remarks>
-/// Each test builds its own backend, so tests never see each other's instances. The clock is a
-/// <c>FakeTimeProvider</c> shared by backend, worker and client; it moves only when a test
-/// advances it, and a test advances it only after the orchestration has durably created its timer.
+/// Each test builds its own backend, which must start empty, so tests never see each other's
+/// instances. The clock is a <c>FakeTimeProvider</c> shared by backend, worker and client; it moves
+/// only when a test advances it: after the orchestration has durably created its timer, to let a
+/// crashed worker's lock expire, or to give instances distinct creation times. A few tests use the
+/// worker's checkpoint-stage hook to raise an event mid-episode or to simulate a crash after commit.
 /// </remarks>
 public abstract class BackendConformanceTests
 {
