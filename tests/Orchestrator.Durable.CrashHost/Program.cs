@@ -1,0 +1,132 @@
+using Orchestrator.Durable.CrashHost;
+using Orchestrator.Durable.Sqlite;
+using Orchestrator.Durable.Worker;
+
+// A worker process for the crash-safety tests. Usage:
+//   Orchestrator.Durable.CrashHost --db <file> --log <side-effect log> [--tag <name>]
+//       [--crash-stage BeforeCommit|AfterCommit|AfterDispatch --crash-at <n>|last [--crash-instance <id>]]
+//       [--block-instance <id> --block-task <task id>]
+// Crash: in the n-th checkpoint of --crash-instance (of any instance if omitted), or in its last
+// one ("last": the episode in which the orchestrator returns), at the given stage, the host prints
+// "CRASH-POINT <stage> <n>", flushes and blocks forever, for the test to kill the process.
+// Block: the activity with that task id of that instance logs its side effect, prints
+// "ACTIVITY-BLOCKED <idempotency key>" and blocks forever.
+// Without crash or block arguments it just works. In every case it exits when stdin closes,
+// so a host whose test runner died does not linger.
+HostArguments a;
+try
+{
+    a = HostArguments.Parse(args);
+}
+catch (ArgumentException ex)
+{
+    await Console.Error.WriteLineAsync(ex.Message);
+    return 2;
+}
+
+var stdout = Console.Out;
+object stdoutGate = new();
+void Say(string line)
+{
+    lock (stdoutGate)
+    {
+        stdout.WriteLine(line);
+        stdout.Flush();
+    }
+}
+
+void BlockForever()
+{
+    using var never = new ManualResetEventSlim(false);
+    never.Wait();
+}
+
+var workloads = new CrashWorkloads(a.LogPath, a.Tag)
+{
+    AfterSideEffect = a.BlockTaskId is not int blockTask ? null : ctx =>
+    {
+        if (ctx.TaskId == blockTask && (a.BlockInstanceId is null || ctx.InstanceId == a.BlockInstanceId))
+        {
+            Say($"ACTIVITY-BLOCKED {ctx.IdempotencyKey}");
+            BlockForever();
+        }
+
+        return Task.CompletedTask;
+    },
+};
+
+int checkpoints = 0;
+bool crashing = false;
+void OnCheckpointStage(CheckpointStage stage, string instanceId)
+{
+    // Episodes run one at a time here (MaxConcurrentOrchestrations = 1), so this needs no lock.
+    if (a.CrashStage is not CheckpointStage crashStage || (a.CrashInstanceId is not null && instanceId != a.CrashInstanceId))
+    {
+        return;
+    }
+
+    if (stage == CheckpointStage.BeforeCommit)
+    {
+        checkpoints++;
+        bool finishing = workloads.TakeFinishingMark(instanceId);
+        if (a.CrashAtLast ? finishing : checkpoints == a.CrashAt)
+        {
+            // From here on this process does no more activity work, so what the crashing checkpoint
+            // dispatches is first run after the restart, as if the kill came before it was fetched.
+            crashing = true;
+            workloads.FreezeActivities();
+        }
+    }
+
+    if (crashing && stage == crashStage)
+    {
+        Say($"CRASH-POINT {stage} {checkpoints}");
+        BlockForever();
+    }
+}
+
+using var loggerFactory = new StderrLoggerFactory(a.Tag);
+await using var backend = new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = a.DbPath });
+await using var worker = new DurableTaskWorker(
+    backend,
+    workloads.CreateRegistry(),
+    CrashHostDefaults.WorkerOptions($"{a.Tag}:{Environment.ProcessId}") with
+    {
+        // One episode at a time: while the crashing episode is blocked nothing else is orchestrated
+        // here, and the checkpoint count above is well defined.
+        MaxConcurrentOrchestrations = 1,
+        OnCheckpointStage = OnCheckpointStage,
+    },
+    loggerFactory);
+
+var stdinClosed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+var stdinWatcher = new Thread(() =>
+{
+    try
+    {
+        while (Console.In.ReadLine() is not null)
+        {
+        }
+    }
+    catch (IOException)
+    {
+        // Treated like end of input.
+    }
+
+    stdinClosed.TrySetResult();
+})
+{ IsBackground = true, Name = "stdin-watcher" };
+
+await worker.StartAsync(CancellationToken.None);
+stdinWatcher.Start();
+Say("READY");
+await stdinClosed.Task;
+if (crashing || a.BlockTaskId is not null)
+{
+    // Work is blocked on purpose; a graceful stop would wait for it forever.
+    return 3;
+}
+
+using var stopTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+await worker.StopAsync(stopTimeout.Token);
+return 0;
