@@ -123,8 +123,9 @@ Say("READY");
 await stdinClosed.Task;
 if (crashing || a.BlockTaskId is not null)
 {
-    // Work is blocked on purpose; a graceful stop would wait for it forever.
-    return 3;
+    // Work may be blocked on purpose; a graceful stop (here or when disposing) would wait for it
+    // forever, so leave at once, like the kill this stands in for.
+    Environment.Exit(3);
 }
 
 using var stopTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Orchestrator.Durable.CrashHost;
 using Orchestrator.Durable.History;
+using Xunit.Abstractions;
 
 namespace Orchestrator.Durable.Tests.CrashSafety;
 
@@ -16,7 +17,7 @@ namespace Orchestrator.Durable.Tests.CrashSafety;
 /// from the store which results were recorded at the kill and holds the side-effect log to exactly
 /// what that allows (<see cref="RecoveryAssert.SideEffectsWithinAtLeastOnce"/>).
 /// </remarks>
-public sealed class FanOutCheckpointCrashTests(UncrashedBaseline baseline) : IClassFixture<UncrashedBaseline>
+public sealed class FanOutCheckpointCrashTests(UncrashedBaseline baseline, ITestOutputHelper output) : IClassFixture<UncrashedBaseline>
 {
     private const string Parent = "fan";
     private const string Child = Parent + "-child";
@@ -70,6 +71,9 @@ public sealed class FanOutCheckpointCrashTests(UncrashedBaseline baseline) : ICl
         RecoveryAssert.NoLeftoverRows(await s.Backend.CountRowsAsync(CancellationToken.None), instances: 2);
 
         IReadOnlyList<ActivityRun> runs = s.SideEffects;
+        output.WriteLine(
+            $"Killed at {stage} of {target} checkpoint {k}; results recorded then: {atKill.CommittedResultKeys.Count}; "
+            + $"runs before the kill: {runs.Count(r => r.Tag == CrashScenario.CrashTag)}, after: {runs.Count(r => r.Tag == CrashScenario.ResumeTag)}");
         IReadOnlySet<string> scheduled = RecoveryAssert.ScheduledKeys(histories);
         Assert.Equal(CrashWorkloads.FanOutWidth + CrashWorkloads.ChildLength, scheduled.Count);
         RecoveryAssert.SideEffectsWithinAtLeastOnce(runs, scheduled, atKill.CommittedResultKeys);
