@@ -24,6 +24,8 @@ internal sealed record HostArguments
 
     public int? BlockTaskId { get; init; }
 
+    public bool FreeRunning { get; init; }
+
     public static HostArguments Parse(string[] args)
     {
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -40,7 +42,7 @@ internal sealed record HostArguments
         string Required(string name) => values.TryGetValue(name, out string? v) ? v : throw new ArgumentException($"--{name} is required.", nameof(args));
         string? Optional(string name) => values.GetValueOrDefault(name);
 
-        var known = new HashSet<string>(StringComparer.Ordinal) { "db", "log", "tag", "crash-stage", "crash-at", "crash-instance", "block-instance", "block-task" };
+        var known = new HashSet<string>(StringComparer.Ordinal) { "db", "log", "tag", "crash-stage", "crash-at", "crash-instance", "block-instance", "block-task", "free-running" };
         foreach (string name in values.Keys)
         {
             if (!known.Contains(name))
@@ -89,6 +91,12 @@ internal sealed record HostArguments
             CrashInstanceId = Optional("crash-instance"),
             BlockInstanceId = Optional("block-instance"),
             BlockTaskId = blockTask,
+            FreeRunning = Optional("free-running") switch
+            {
+                null or "false" => false,
+                "true" => true,
+                var v => throw new ArgumentException($"--free-running must be true or false, got '{v}'.", nameof(args)),
+            },
         };
     }
 }

@@ -5,12 +5,15 @@ using Orchestrator.Durable.Worker;
 // A worker process for the crash-safety tests. Usage:
 //   Orchestrator.Durable.CrashHost --db <file> --log <side-effect log> [--tag <name>]
 //       [--crash-stage BeforeCommit|AfterCommit|AfterDispatch --crash-at <n>|last [--crash-instance <id>]]
-//       [--block-instance <id> --block-task <task id>]
+//       [--block-instance <id> --block-task <task id>] [--free-running true]
 // Crash: in the n-th checkpoint of --crash-instance (of any instance if omitted), or in its last
 // one ("last": the episode in which the orchestrator returns), at the given stage, the host prints
 // "CRASH-POINT <stage> <n>", flushes and blocks forever, for the test to kill the process.
 // Block: the activity with that task id of that instance logs its side effect, prints
 // "ACTIVITY-BLOCKED <idempotency key>" and blocks forever.
+// By default the host runs one episode at a time and starts no activity once the crashing
+// checkpoint has begun, so the state at the kill is exactly known; with --free-running true it
+// runs at full concurrency and keeps working on everything else until it is killed.
 // Without crash or block arguments it just works. In every case it exits when stdin closes,
 // so a host whose test runner died does not linger.
 HostArguments a;
@@ -57,28 +60,38 @@ var workloads = new CrashWorkloads(a.LogPath, a.Tag)
 
 int checkpoints = 0;
 bool crashing = false;
+object hookGate = new();
 void OnCheckpointStage(CheckpointStage stage, string instanceId)
 {
-    // Episodes run one at a time here (MaxConcurrentOrchestrations = 1), so this needs no lock.
     if (a.CrashStage is not CheckpointStage crashStage || (a.CrashInstanceId is not null && instanceId != a.CrashInstanceId))
     {
         return;
     }
 
-    if (stage == CheckpointStage.BeforeCommit)
+    bool crashNow;
+    lock (hookGate)
     {
-        checkpoints++;
-        bool finishing = workloads.TakeFinishingMark(instanceId);
-        if (a.CrashAtLast ? finishing : checkpoints == a.CrashAt)
+        if (stage == CheckpointStage.BeforeCommit && !crashing)
         {
-            // From here on this process does no more activity work, so what the crashing checkpoint
-            // dispatches is first run after the restart, as if the kill came before it was fetched.
-            crashing = true;
-            workloads.FreezeActivities();
+            checkpoints++;
+            bool finishing = workloads.TakeFinishingMark(instanceId);
+            if (a.CrashAtLast ? finishing : checkpoints == a.CrashAt)
+            {
+                crashing = true;
+                if (!a.FreeRunning)
+                {
+                    // From here on this process does no more activity work, so what the crashing
+                    // checkpoint dispatches is first run after the restart, as if the kill came
+                    // before it was fetched.
+                    workloads.FreezeActivities();
+                }
+            }
         }
+
+        crashNow = crashing && stage == crashStage;
     }
 
-    if (crashing && stage == crashStage)
+    if (crashNow)
     {
         Say($"CRASH-POINT {stage} {checkpoints}");
         BlockForever();
@@ -92,9 +105,9 @@ await using var worker = new DurableTaskWorker(
     workloads.CreateRegistry(),
     CrashHostDefaults.WorkerOptions($"{a.Tag}:{Environment.ProcessId}") with
     {
-        // One episode at a time: while the crashing episode is blocked nothing else is orchestrated
-        // here, and the checkpoint count above is well defined.
-        MaxConcurrentOrchestrations = 1,
+        // By default one episode at a time: while the crashing episode is blocked nothing else is
+        // orchestrated here.
+        MaxConcurrentOrchestrations = a.FreeRunning ? 10 * Environment.ProcessorCount : 1,
         OnCheckpointStage = OnCheckpointStage,
     },
     loggerFactory);

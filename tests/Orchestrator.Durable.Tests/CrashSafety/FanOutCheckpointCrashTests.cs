@@ -35,13 +35,28 @@ public sealed class FanOutCheckpointCrashTests(UncrashedBaseline baseline, ITest
     [InlineData("AfterDispatch", Parent, "2")]
     [InlineData("AfterDispatch", Parent, "last")]
     [InlineData("AfterDispatch", Child, "last")]
-    public async Task KillAtCheckpointStage_FanOutWithSubOrchestration_ResumesToSameResultWithEachTaskRecordedOnce(string stage, string target, string crashAt)
+    public Task KillAtCheckpointStage_FanOutWithSubOrchestration_ResumesToSameResultWithEachTaskRecordedOnce(string stage, string target, string crashAt) =>
+        this.KillAndResumeAsync(stage, target, crashAt, freeRunning: false);
+
+    /// <summary>
+    /// As above, but the host runs at full concurrency and keeps working on everything else (the
+    /// child, other activities, their results) between the crash point and the kill.
+    /// </summary>
+    [Theory(Timeout = 60_000)]
+    [InlineData("BeforeCommit", Parent, "2")]
+    [InlineData("AfterCommit", Parent, "2")]
+    [InlineData("AfterDispatch", Parent, "2")]
+    [InlineData("AfterCommit", Child, "last")]
+    public Task KillAtCheckpointStage_FanOutWhileHostKeepsWorking_ResumesToSameResultWithEachTaskRecordedOnce(string stage, string target, string crashAt) =>
+        this.KillAndResumeAsync(stage, target, crashAt, freeRunning: true);
+
+    private async Task KillAndResumeAsync(string stage, string target, string crashAt, bool freeRunning)
     {
         await using CrashScenario s = await CrashScenario.CreateAsync();
         string id = await s.ScheduleAsync(CrashWorkloads.FanOut, UncrashedBaseline.FanOutInput, Parent);
 
         int k;
-        await using (CrashHostProcess host = s.StartHost("--crash-stage", stage, "--crash-at", crashAt, "--crash-instance", target))
+        await using (CrashHostProcess host = s.StartHost("--crash-stage", stage, "--crash-at", crashAt, "--crash-instance", target, "--free-running", freeRunning ? "true" : "false"))
         {
             string point = await host.WaitForLineAsync("CRASH-POINT ", CrashScenario.HostTimeout);
             await host.KillAsync();
@@ -72,13 +87,13 @@ public sealed class FanOutCheckpointCrashTests(UncrashedBaseline baseline, ITest
 
         IReadOnlyList<ActivityRun> runs = s.SideEffects;
         output.WriteLine(
-            $"Killed at {stage} of {target} checkpoint {k}; results recorded then: {atKill.CommittedResultKeys.Count}; "
+            $"Killed at {stage} of {target} checkpoint {k}{(freeRunning ? " (free-running)" : string.Empty)}; results recorded then: {atKill.CommittedResultKeys.Count}; "
             + $"runs before the kill: {runs.Count(r => r.Tag == CrashScenario.CrashTag)}, after: {runs.Count(r => r.Tag == CrashScenario.ResumeTag)}");
         IReadOnlySet<string> scheduled = RecoveryAssert.ScheduledKeys(histories);
         Assert.Equal(CrashWorkloads.FanOutWidth + CrashWorkloads.ChildLength, scheduled.Count);
         RecoveryAssert.SideEffectsWithinAtLeastOnce(runs, scheduled, atKill.CommittedResultKeys);
 
-        if (target == Parent && k == 1)
+        if (target == Parent && k == 1 && !freeRunning)
         {
             // Killed in the parent's first checkpoint: nothing had been dispatched to run before it
             // (and the crash host runs nothing from then on), so every task ran once, after the restart.
