@@ -9,8 +9,8 @@ public static class CrashHostDefaults
     /// <summary>Short, so the work a killed host held locked moves on quickly.</summary>
     public static readonly TimeSpan OrchestrationLockTimeout = TimeSpan.FromSeconds(1);
 
-    /// <summary>Short, so an activity a killed host was running is retried quickly (renewed every 1 s while alive).</summary>
-    public static readonly TimeSpan ActivityLockTimeout = TimeSpan.FromSeconds(2);
+    /// <summary>Short, so an activity a killed host was running is retried quickly (renewed every 0.5 s while alive).</summary>
+    public static readonly TimeSpan ActivityLockTimeout = TimeSpan.FromSeconds(1);
 
     /// <summary>Options with the short lock timeouts and quick polling (the other process's work is only seen by polling).</summary>
     public static DurableTaskWorkerOptions WorkerOptions(string workerId) => new()

@@ -38,7 +38,7 @@ internal sealed class CrashScenario : IAsyncDisposable
         this.DbPath = Path.Combine(folder, "store.db");
         this.LogPath = Path.Combine(folder, "side-effects.log");
         this.Backend = new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = this.DbPath });
-        this.Client = new DurableTaskClient(this.Backend);
+        this.Client = new DurableTaskClient(this.Backend, new DurableTaskClientOptions { MaxPollingInterval = TimeSpan.FromMilliseconds(50) });
     }
 
     public string DbPath { get; }
