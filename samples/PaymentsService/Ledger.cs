@@ -219,7 +219,7 @@ internal sealed class Ledger
                 EntryId(kind, r.GetInt64(0)),
                 KindName(kind),
                 r.GetString(3),
-                r.GetInt64(4) / 100m,
+                decimal.Round(r.GetInt64(4) / 100m, 2) + 0.00m,
                 r.GetString(5),
                 r.IsDBNull(6) ? null : r.GetString(6),
                 r.GetString(2),
