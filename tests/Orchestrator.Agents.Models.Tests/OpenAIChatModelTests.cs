@@ -365,6 +365,33 @@ public sealed class OpenAIChatModelTests
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task CompleteAsync_SlowerThanNetworkTimeout_ThrowsTransientWithoutStatus()
+    {
+        var (server, model) = await StartAsync(
+            new ChatScript(ScriptEntry.Text("late") with { Latency = TimeSpan.FromSeconds(20) }),
+            o => o with { NetworkTimeout = TimeSpan.FromMilliseconds(300) });
+        await using (server)
+        {
+            ModelCallException e = await Assert.ThrowsAsync<ModelCallException>(() => model.CompleteAsync(Ask("hello"), CancellationToken.None));
+
+            Assert.True(e.IsTransient);
+            Assert.Null(e.StatusCode);
+        }
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task CompleteAsync_CallerCancels_ThrowsOperationCanceled()
+    {
+        var (server, model) = await StartAsync(new ChatScript(ScriptEntry.Text("late") with { Latency = TimeSpan.FromSeconds(20) }));
+        await using (server)
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
+
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => model.CompleteAsync(Ask("hello"), cts.Token));
+        }
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task CompleteAsync_NotAChatCompletion_ThrowsNonTransient()
     {
         var (server, model) = await StartAsync(new ChatScript(new ScriptEntry { Raw = """{"unexpected":true}""" }));
