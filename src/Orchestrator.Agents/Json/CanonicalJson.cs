@@ -163,3 +163,28 @@ internal static class CanonicalJson
         builder.Append('"');
     }
 }
+
+/// <summary>Tree walking for schema checks.</summary>
+internal static class JsonNodeExtensions
+{
+    internal static IEnumerable<System.Text.Json.Nodes.JsonNode> DescendantsAndSelf(this System.Text.Json.Nodes.JsonNode node)
+    {
+        var stack = new Stack<System.Text.Json.Nodes.JsonNode>();
+        stack.Push(node);
+        while (stack.Count > 0)
+        {
+            var current = stack.Pop();
+            yield return current;
+            var children = current switch
+            {
+                System.Text.Json.Nodes.JsonObject o => o.Select(p => p.Value),
+                System.Text.Json.Nodes.JsonArray a => a.AsEnumerable(),
+                _ => [],
+            };
+            foreach (var child in children.OfType<System.Text.Json.Nodes.JsonNode>().Reverse())
+            {
+                stack.Push(child);
+            }
+        }
+    }
+}

@@ -216,6 +216,16 @@ public sealed partial class ToolRegistryBuilder
             return (null, null);
         }
 
+        var badReference = node.DescendantsAndSelf()
+            .Select(n => n is JsonObject o && o["$ref"] is JsonValue r && r.GetValueKind() == JsonValueKind.String ? r.GetValue<string>() : null)
+            .OfType<string>()
+            .FirstOrDefault(r => !ResolvesLocally(node, r));
+        if (badReference is not null)
+        {
+            problems.Add($"{label}: the argument schema is not valid JSON Schema: \"$ref\": \"{badReference}\" does not resolve inside the schema (tool schemas must be self-contained)");
+            return (null, null);
+        }
+
         try
         {
             // A private registry per tool: two tools with the same $id must not collide in the global one.
@@ -233,6 +243,37 @@ public sealed partial class ToolRegistryBuilder
             problems.Add($"{label}: the argument schema is not valid JSON Schema: {ex.Message}");
             return (null, null);
         }
+    }
+
+    private static bool ResolvesLocally(JsonObject root, string reference)
+    {
+        if (reference == "#")
+        {
+            return true;
+        }
+
+        if (!reference.StartsWith("#/", StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        JsonNode? current = root;
+        foreach (var raw in reference[2..].Split('/'))
+        {
+            var segment = Uri.UnescapeDataString(raw).Replace("~1", "/", StringComparison.Ordinal).Replace("~0", "~", StringComparison.Ordinal);
+            current = current switch
+            {
+                JsonObject o => o[segment],
+                JsonArray a when int.TryParse(segment, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var i) && i < a.Count => a[i],
+                _ => null,
+            };
+            if (current is null)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private void CheckDependencies(List<string> problems)
