@@ -82,7 +82,8 @@ internal sealed class SummaryTemplate
         return true;
     }
 
-    internal string Render(JsonElement arguments)
+    /// <summary>Fills the placeholders; an omitted argument shows the schema's default (what the tool will use), else "(not given)".</summary>
+    internal string Render(JsonElement arguments, System.Text.Json.Nodes.JsonObject? schemaProperties)
     {
         var builder = new StringBuilder();
         foreach (var segment in _segments)
@@ -95,8 +96,14 @@ internal sealed class SummaryTemplate
 
             if (!arguments.TryGetProperty(segment.Text, out var value))
             {
-                builder.Append("(not given)");
-                continue;
+                if (schemaProperties?[segment.Text]?["default"] is not { } fallback)
+                {
+                    builder.Append("(not given)");
+                    continue;
+                }
+
+                using var document = JsonDocument.Parse(fallback.ToJsonString());
+                value = document.RootElement.Clone();
             }
 
             builder.Append(value.ValueKind switch

@@ -201,7 +201,12 @@ internal static class SchemaErrorTranslator
         return current;
     }
 
-    /// <summary>The subschema at an evaluation path, following local <c>$ref</c>s; null when it cannot be found.</summary>
+    /// <summary>
+    /// The subschema at an evaluation path, following local <c>$ref</c>s; null when it cannot be found.
+    /// JsonSchema.Net 8.0.5 repeats the <c>items</c> segment (<c>/properties/x/items/items</c> for
+    /// <c>properties.x.items</c>), so a segment that does not resolve is skipped: the path is only
+    /// used to word the message, and the schema evaluation itself decided validity.
+    /// </summary>
     private static JsonNode? ResolveSchema(JsonObject root, IReadOnlyList<string> evaluationPath)
     {
         JsonNode? current = root;
@@ -213,12 +218,13 @@ internal static class SchemaErrorTranslator
                 continue;
             }
 
-            current = current switch
+            var next = current switch
             {
                 JsonObject o => o[segment],
                 JsonArray a when int.TryParse(segment, NumberStyles.None, CultureInfo.InvariantCulture, out var i) && i < a.Count => a[i],
                 _ => null,
             };
+            current = next ?? current;
         }
 
         return current;

@@ -157,7 +157,7 @@ public sealed class ToolCallValidator
                 definition.Effect,
                 definition.RequiresConfirmation,
                 ResourceKeys(tool, canonicalDocument.RootElement),
-                tool.Summary?.Render(canonicalDocument.RootElement));
+                tool.Summary?.Render(canonicalDocument.RootElement, tool.SchemaNode["properties"] as System.Text.Json.Nodes.JsonObject));
             return new ToolCallValidationResult(validated, null);
         }
     }

@@ -246,7 +246,7 @@ public sealed class ToolCallValidatorTests
         Assert.Contains("4111111111111111", valid.CanonicalArguments, StringComparison.Ordinal);
         Assert.Equal("""{"amount":5,"card_number":"[REDACTED]","customer_id":"C1"}""", valid.RedactedArguments);
         Assert.DoesNotContain("4111111111111111", valid.ToString(), StringComparison.Ordinal);
-        Assert.Equal("Charge 5 USD to customer C1".Replace(" USD", " (not given)", StringComparison.Ordinal), valid.Summary);
+        Assert.Equal("Charge 5 USD to customer C1", valid.Summary);
     }
 
     [Fact]
