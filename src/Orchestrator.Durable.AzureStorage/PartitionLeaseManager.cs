@@ -87,9 +87,17 @@ internal sealed class PartitionLeaseManager : IAsyncDisposable
             await this.loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
 
-        if (!this.renewalStopped)
+        if (!this.renewalStopped && this.loop is not null)
         {
-            await this.ReleaseAllAsync().ConfigureAwait(false);
+            try
+            {
+                await this.ReleaseAllAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is RequestFailedException or AggregateException or HttpRequestException)
+            {
+                // The leases run out on their own.
+                AzureLog.LeaseRoundFailed(this.logger, ex);
+            }
         }
 
         this.stop.Dispose();
@@ -293,7 +301,7 @@ internal sealed class PartitionLeaseManager : IAsyncDisposable
                     await this.TryWriteAsync(row, string.Empty, this.time.GetUtcNow(), CancellationToken.None).ConfigureAwait(false);
                 }
             }
-            catch (RequestFailedException ex)
+            catch (Exception ex) when (ex is RequestFailedException or AggregateException)
             {
                 AzureLog.LeaseRoundFailed(this.logger, ex);
             }
@@ -303,7 +311,7 @@ internal sealed class PartitionLeaseManager : IAsyncDisposable
         {
             await this.table.DeleteEntityAsync(WorkerPartition, this.workerKey, ETag.All).ConfigureAwait(false);
         }
-        catch (RequestFailedException ex)
+        catch (Exception ex) when (ex is RequestFailedException or AggregateException)
         {
             AzureLog.LeaseRoundFailed(this.logger, ex);
         }
