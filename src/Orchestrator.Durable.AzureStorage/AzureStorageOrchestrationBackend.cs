@@ -125,6 +125,8 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
 
     internal TableClient InstancesTable => this.instancesTable;
 
+    internal TableClient LeasesTable => this.leasesTable;
+
     internal BlobContainerClient Container => this.payloads.Container;
 
     internal int CachedHistories => this.cache.Count;
@@ -433,6 +435,10 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             ["CustomHash"] = customHash,
             ["Partition"] = ep.Session.Partition,
             ["PendingActivities"] = CountPendingActivities(all),
+
+            // Set until the instances row shows the final state: a worker that dies in between
+            // leaves it set, and the next owner of the partition repairs the row.
+            ["RowPending"] = state.Status.IsTerminal(),
         };
         actions.Add(st.ETag is { } etag
             ? new TableTransactionAction(TableTransactionActionType.UpdateReplace, sentinel, etag)
@@ -476,6 +482,11 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         {
             await this.WriteInstanceStateAsync(state, writeInput: st.ExecutionId != exec, cancellationToken).ConfigureAwait(false);
             ep.InstanceRowWritten = true;
+        }
+
+        if (state.Status.IsTerminal() && newETag is { } written)
+        {
+            await this.ClearRowPendingAsync(pk, written, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -732,19 +743,37 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
     {
         lock (this.gate)
         {
-            while (this.ready.Count > 0)
+            List<InstanceSession>? waiting = null;
+            try
             {
-                InstanceSession s = this.ready.Dequeue();
-                s.Queued = false;
-                if (s.Locked || s.Messages.Count == 0 || !this.sessions.TryGetValue(s.InstanceId, out InstanceSession? current) || current != s
-                    || !this.leases.IsConsumable(s.Partition))
+                while (this.ready.Count > 0)
                 {
-                    continue;
-                }
+                    InstanceSession s = this.ready.Dequeue();
+                    s.Queued = false;
+                    if (s.Locked || s.Messages.Count == 0 || !this.sessions.TryGetValue(s.InstanceId, out InstanceSession? current) || current != s)
+                    {
+                        continue;
+                    }
 
-                s.Locked = true;
-                s.Token = NewToken();
-                return (s, [.. s.Messages], s.Token);
+                    if (!this.leases.IsConsumable(s.Partition))
+                    {
+                        // The lease is near expiry (a slow renewal) but not lost: keep the session
+                        // for when it is renewed. A lost partition's sessions are removed on loss.
+                        (waiting ??= []).Add(s);
+                        continue;
+                    }
+
+                    s.Locked = true;
+                    s.Token = NewToken();
+                    return (s, [.. s.Messages], s.Token);
+                }
+            }
+            finally
+            {
+                foreach (InstanceSession s in waiting ?? [])
+                {
+                    this.MarkReady(s);
+                }
             }
         }
 
@@ -820,6 +849,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                     // Its visibility ran out while it waited here: keep one copy, with the new receipt.
                     held.PopReceipt = qm.PopReceipt;
                     alreadyHeld = true;
+                    this.MarkReady(s);
                 }
             }
 
@@ -1150,7 +1180,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         // Instances whose activities ran in a worker that is gone, or whose outbox was not dispatched,
         // have no queue message to wake them: find them by their sentinels and outbox rows.
         string parts = string.Join(" or ", partitions.Select(p => $"Partition eq {p}"));
-        string filter = $"(({parts}) and ((RowKey eq '{SentinelKey}' and PendingActivities gt 0) or (RowKey ge 'o' and RowKey lt 'p')))";
+        string filter = $"(({parts}) and ((RowKey eq '{SentinelKey}' and (PendingActivities gt 0 or RowPending eq true)) or (RowKey ge 'o' and RowKey lt 'p')))";
         this.RunInBackground("recover instances of acquired partitions", async () =>
         {
             var ids = new HashSet<string>(StringComparer.Ordinal);
@@ -1193,6 +1223,11 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             if (state.Status is { } s && !s.IsTerminal())
             {
                 this.cache.Set(instanceId, state);
+            }
+            else if (state.Status is not null && state.ETag is { } etag)
+            {
+                await this.RepairInstanceRowAsync(instanceId, state, cancellationToken).ConfigureAwait(false);
+                await this.ClearRowPendingAsync(StorageNames.EscapeKey(instanceId), etag, cancellationToken).ConfigureAwait(false);
             }
 
             var ep = new Episode { Session = session, Token = token, Snapshot = [], State = state, FromStorage = true, Leftover = leftover };
@@ -1525,6 +1560,18 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         catch (RequestFailedException ex) when (ex.Status == 404)
         {
             // Purged meanwhile; the history is authoritative and nothing reads this instance any more.
+        }
+    }
+
+    private async Task ClearRowPendingAsync(string pk, ETag etag, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await this.historyTable.UpdateEntityAsync(new TableEntity(pk, SentinelKey) { ["RowPending"] = false }, etag, TableUpdateMode.Merge, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.Status is 404 or 412)
+        {
+            // Purged or written again meanwhile; whoever wrote it owns the flag.
         }
     }
 
