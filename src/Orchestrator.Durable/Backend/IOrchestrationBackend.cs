@@ -49,8 +49,7 @@ public interface IOrchestrationBackend : IAsyncDisposable
 
     /// <summary>Deletes a finished instance with its history and messages.</summary>
     /// <returns>False when no such instance exists.</returns>
-    /// <exception cref="OrchestrationNotRunningException">Never thrown; see remarks.</exception>
-    /// <exception cref="InvalidOperationException">The instance has not finished.</exception>
+    /// <exception cref="OrchestrationNotRunningException">The instance has not finished (status Pending or Running); nothing was deleted.</exception>
     Task<bool> PurgeInstanceAsync(string instanceId, CancellationToken cancellationToken);
 
     /// <summary>Deletes every finished instance matching the filter; returns how many.</summary>

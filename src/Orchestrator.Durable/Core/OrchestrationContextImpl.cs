@@ -181,6 +181,9 @@ internal sealed class OrchestrationContextImpl : TaskOrchestrationContext
         this.bufferedEvents.Add(new BufferedEvent(e.Name, e.Input));
     }
 
+    /// <summary>Buffers an event without offering it to waiters (the orchestrator has already finished).</summary>
+    public void BufferEvent(EventRaisedEvent e) => this.bufferedEvents.Add(new BufferedEvent(e.Name, e.Input));
+
     private Task<TResult> ScheduleActivity<TResult>(string name, string? input)
     {
         int id = this.sequenceNumber++;

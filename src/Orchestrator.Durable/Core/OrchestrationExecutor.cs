@@ -37,7 +37,10 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
         var consumed = new List<TaskMessage>();
         var accepted = new List<HistoryEvent>();
         var dropped = new List<string>();
-        foreach (TaskMessage m in messages)
+
+        // The next execution's start (ContinueAsNew) is queued after events a client sent while the
+        // previous episode ran; classified in arrival order, those would be dropped as "finished".
+        foreach (TaskMessage m in messages.OrderBy(m => m.Event is ExecutionStartedEvent ? 0 : 1))
         {
             switch (filter.Classify(m, out string? reason))
             {
@@ -178,6 +181,13 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
                 return Verdict.Drop;
             }
 
+            if (this.terminal && this.continueExecutionId is not null && !this.ReplaceHistory && m.ExecutionId is null && !this.terminationAccepted)
+            {
+                // Aimed at the current execution, and the next one has not started: its start is
+                // still in the outbox (a crash before dispatch). Keep the message until it has.
+                return Verdict.Defer;
+            }
+
             if (this.terminal || this.terminationAccepted)
             {
                 reason = "instance has finished";
@@ -257,6 +267,9 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
         {
             try
             {
+                // The orchestrator starts on ExecutionStarted, which precedes the first
+                // OrchestratorStarted: without this, its first steps would read DateTime.MinValue.
+                this.context.CurrentUtc = past.Concat(episode).OfType<OrchestratorStartedEvent>().FirstOrDefault()?.Timestamp ?? this.now;
                 this.context.IsReplayingInternal = true;
                 foreach (HistoryEvent e in past)
                 {
@@ -269,11 +282,12 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
 
                 PendingFromReplay(this.context);
                 this.context.IsReplayingInternal = false;
-                foreach (HistoryEvent e in episode)
+                for (int i = 0; i < episode.Count; i++)
                 {
-                    this.Process(e);
+                    this.Process(episode[i]);
                     if (this.completion is not null)
                     {
+                        this.AfterContinueAsNew(episode.Skip(i + 1));
                         return;
                     }
                 }
@@ -421,6 +435,33 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
 
             var waitingOn = this.context.PendingActions.Values.Select(a => Describe(a.Event)).ToList();
             return new ReplayOutcome(true, null, status, this.completion?.Output, waitingOn);
+        }
+
+        /// <summary>
+        /// Messages of this episode that arrived after the orchestrator called ContinueAsNew were
+        /// consumed but never seen by it: their events belong to the next execution as much as
+        /// buffered ones do, and a termination still stops the instance.
+        /// </summary>
+        private void AfterContinueAsNew(IEnumerable<HistoryEvent> unseen)
+        {
+            if (this.completion is not { Status: OrchestrationRuntimeStatus.ContinuedAsNew } c)
+            {
+                return;
+            }
+
+            foreach (HistoryEvent e in unseen)
+            {
+                if (e is ExecutionTerminatedEvent)
+                {
+                    this.Process(e);
+                    return;
+                }
+
+                if (e is EventRaisedEvent r && c.CarryOver)
+                {
+                    this.context.BufferEvent(r);
+                }
+            }
         }
 
         private static void PendingFromReplay(OrchestrationContextImpl context)

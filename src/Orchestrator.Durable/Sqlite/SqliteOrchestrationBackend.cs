@@ -353,10 +353,13 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
             {
                 for (int attempt = 0; attempt < 16; attempt++)
                 {
+                    // A Pending instance has no timers, so a message of it not yet visible is its delayed
+                    // start: until that is due, other messages (early events) cannot make progress.
                     string? instanceId = (string?)x.Scalar(
                         """
                         SELECT m.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
                         WHERE m.visible_at <= $now AND (i.lock_expires_at IS NULL OR i.lock_expires_at <= $now)
+                          AND (i.status <> 'Pending' OR NOT EXISTS (SELECT 1 FROM inbox s WHERE s.instance_id = i.instance_id AND s.visible_at > $now))
                         ORDER BY m.visible_at, m.id LIMIT 1
                         """,
                         ("$now", now));
@@ -528,7 +531,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
 
                     if (m.Event is ExecutionStartedEvent started)
                     {
-                        if (!EnsureSubOrchestrationInstance(x, started, now))
+                        if (!EnsureSubOrchestrationInstance(x, started, now, isOwnRestart: m.InstanceId == workItem.InstanceId))
                         {
                             continue;
                         }
@@ -810,7 +813,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
     /// finished instance holds the id. False when a different, unfinished instance holds the id;
     /// the parent is then told that the sub-orchestration could not start.
     /// </summary>
-    private static bool EnsureSubOrchestrationInstance(SqliteExecutor x, ExecutionStartedEvent started, long now)
+    private static bool EnsureSubOrchestrationInstance(SqliteExecutor x, ExecutionStartedEvent started, long now, bool isOwnRestart)
     {
         OrchestrationRuntimeStatus? status = null;
         string? exec = null;
@@ -829,8 +832,9 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
             return true;
         }
 
-        // A re-dispatch of the same start, or the instance's own ContinueAsNew restart.
-        if (exec == started.ExecutionId || status == OrchestrationRuntimeStatus.ContinuedAsNew)
+        // A re-dispatch of the same start, or the instance's own ContinueAsNew restart (from its own
+        // outbox: a parent's start aimed at an instance between executions must be refused).
+        if (exec == started.ExecutionId || (status == OrchestrationRuntimeStatus.ContinuedAsNew && isOwnRestart))
         {
             return true;
         }
