@@ -355,9 +355,10 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
     {
         this.ThrowIfDisposed();
         await this.leases.EnsureRunningAsync(cancellationToken).ConfigureAwait(false);
+        this.ExpireLapsedLocks();
         for (int attempt = 0; attempt < 8; attempt++)
         {
-            (InstanceSession session, HashSet<HeldMessage> snapshot, string token)? next = this.TakeReady();
+            (InstanceSession session, HashSet<HeldMessage> snapshot, string token)? next = this.TakeReady(lockTimeout);
             if (next is null)
             {
                 if (!await this.PollAsync(lockTimeout, cancellationToken).ConfigureAwait(false))
@@ -376,7 +377,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             }
             catch
             {
-                this.Unlock(s, snap, requeue: true);
+                this.Unlock(s, tok, snap, requeue: true);
                 throw;
             }
 
@@ -395,12 +396,9 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         ArgumentNullException.ThrowIfNull(workItem);
         ArgumentNullException.ThrowIfNull(checkpoint);
         Episode ep = (Episode)workItem.BackendState!;
-        if (!this.StillLocked(ep))
-        {
-            this.LoseLock(ep);
-            throw new WorkItemLockLostException(workItem.InstanceId);
-        }
 
+        // No in-process lock check: the sentinel's ETag decides. An episode whose in-process lock
+        // lapsed may still commit if nobody wrote the instance since it loaded.
         string id = workItem.InstanceId;
         string pk = StorageNames.EscapeKey(id);
         HistoryState st = ep.State;
@@ -574,7 +572,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             }
         }
 
-        this.Unlock(ep.Session, ep.Snapshot, requeue: false);
+        this.Unlock(ep.Session, ep.Token, ep.Snapshot, requeue: false);
     }
 
     /// <inheritdoc/>
@@ -599,7 +597,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             }
         }
 
-        this.Unlock(ep.Session, [], requeue: true);
+        this.Unlock(ep.Session, ep.Token, [], requeue: true);
         await Task.WhenAll(queued.Select(h => this.MakeVisibleAsync(h, cancellationToken))).ConfigureAwait(false);
         this.orchestrationSignal.Set();
     }
@@ -739,7 +737,36 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
 
     // ---------------------------------------------------------------- fetching
 
-    private (InstanceSession, HashSet<HeldMessage>, string)? TakeReady()
+    /// <summary>
+    /// Unlocks sessions whose episode held the lock past its timeout without releasing it (the
+    /// episode died after its commit, or hangs): their messages are offered again, with the history
+    /// re-read from storage so an outbox left undispatched is found.
+    /// </summary>
+    private void ExpireLapsedLocks()
+    {
+        DateTimeOffset now = this.time.GetUtcNow();
+        List<string>? expired = null;
+        lock (this.gate)
+        {
+            foreach (InstanceSession s in this.sessions.Values)
+            {
+                if (s.Locked && s.LockedUntil <= now)
+                {
+                    s.Locked = false;
+                    s.Token = null;
+                    (expired ??= []).Add(s.InstanceId);
+                    this.MarkReady(s);
+                }
+            }
+        }
+
+        foreach (string id in expired ?? [])
+        {
+            this.cache.Remove(id);
+        }
+    }
+
+    private (InstanceSession, HashSet<HeldMessage>, string)? TakeReady(TimeSpan lockTimeout)
     {
         lock (this.gate)
         {
@@ -765,6 +792,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
 
                     s.Locked = true;
                     s.Token = NewToken();
+                    s.LockedUntil = this.time.GetUtcNow() + lockTimeout;
                     return (s, [.. s.Messages], s.Token);
                 }
             }
@@ -898,7 +926,33 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         if (state.ExecutionId is null && starts.Count == 0)
         {
             NullableResponse<TableEntity> row = await this.instancesTable.GetEntityIfExistsAsync<TableEntity>(StorageNames.EscapeKey(id), InstanceRowKey, ["Status"], cancellationToken).ConfigureAwait(false);
-            if (!row.HasValue)
+            if (row.HasValue)
+            {
+                // Messages that arrived before a delayed start: hide them until the start is due
+                // (fresh copies, so waiting does not count towards the poison threshold).
+                DateTimeOffset now = this.time.GetUtcNow();
+                DateTimeOffset? due = row.Value!.GetDateTimeOffset("ScheduledStartTime");
+                TimeSpan delay = due is { } d && d > now ? d - now : TimeSpan.FromSeconds(1);
+                var early = snapshot.Where(h => h.QueueMessageId is not null).ToList();
+                foreach (HeldMessage h in early)
+                {
+                    string body = await this.EncodeAsync(h.Message, cancellationToken).ConfigureAwait(false);
+                    await this.controlQueues[h.Partition].SendMessageAsync(body, VisibilityFor(delay, this.options.MaxMessageVisibilityDelay), TimeSpan.FromSeconds(-1), cancellationToken).ConfigureAwait(false);
+                    await DeleteQuietlyAsync(this.controlQueues[h.Partition], h.QueueMessageId!, h.PopReceipt!, cancellationToken).ConfigureAwait(false);
+                }
+
+                lock (this.gate)
+                {
+                    foreach (HeldMessage h in early)
+                    {
+                        session.Messages.Remove(h);
+                    }
+                }
+
+                this.Unlock(session, token, snapshot, requeue: false);
+                return null;
+            }
+            else
             {
                 // Purged, or never created: nothing will ever read these messages.
                 foreach (HeldMessage h in snapshot)
@@ -915,7 +969,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                     }
                 }
 
-                this.Unlock(session, snapshot, requeue: false);
+                this.Unlock(session, token, snapshot, requeue: false);
                 return null;
             }
         }
@@ -1062,21 +1116,19 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         }
     }
 
-    private bool StillLocked(Episode ep)
-    {
-        lock (this.gate)
-        {
-            return ep.Session.Locked && ep.Session.Token == ep.Token;
-        }
-    }
-
     /// <summary>Unlocks a session; it is queued again if messages arrived that the episode did not see (or when asked).</summary>
-    private void Unlock(InstanceSession s, HashSet<HeldMessage> seen, bool requeue)
+    private void Unlock(InstanceSession s, string token, HashSet<HeldMessage> seen, bool requeue)
     {
         bool signal = false;
         List<HeldMessage>? evicted = null;
         lock (this.gate)
         {
+            if (s.Token != token)
+            {
+                // The lock lapsed and another episode holds the session now; it unlocks it.
+                return;
+            }
+
             s.Locked = false;
             s.Token = null;
             if (!this.leases.IsConsumable(s.Partition))
@@ -1113,17 +1165,11 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
 
     private void LoseLock(Episode ep)
     {
+        // Someone else wrote the instance: forget what we knew and offer the messages again; the
+        // next episode re-reads the history and the engine drops what is now a duplicate. If the
+        // partition is gone, unlocking hands the messages over.
         this.cache.Remove(ep.Session.InstanceId);
-        lock (this.gate)
-        {
-            // The queue messages stay hidden until their visibility runs out, then go to whoever owns the instance.
-            foreach (HeldMessage h in ep.Snapshot)
-            {
-                ep.Session.Messages.Remove(h);
-            }
-        }
-
-        this.Unlock(ep.Session, ep.Snapshot, requeue: false);
+        this.Unlock(ep.Session, ep.Token, ep.Snapshot, requeue: true);
     }
 
     private void OnPartitionsLost(IReadOnlyList<int> partitions)
@@ -1213,6 +1259,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             }
 
             session.Locked = true;
+            session.LockedUntil = this.time.GetUtcNow() + TimeSpan.FromMinutes(1);
             token = session.Token = NewToken();
         }
 
@@ -1236,7 +1283,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         }
         finally
         {
-            this.Unlock(session, [], requeue: false);
+            this.Unlock(session, token, [], requeue: false);
         }
     }
 
@@ -1377,6 +1424,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             }
 
             session.Locked = true;
+            session.LockedUntil = this.time.GetUtcNow() + TimeSpan.FromMinutes(1);
             token = session.Token = NewToken();
         }
 
@@ -1460,7 +1508,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         }
         finally
         {
-            this.Unlock(session, [], requeue: false);
+            this.Unlock(session, token, [], requeue: false);
         }
     }
 
@@ -1520,6 +1568,11 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             ["LastUpdatedAt"] = now,
             ["Partition"] = this.PartitionOf(started.InstanceId),
         };
+        if (started.ScheduledStartTime is { } startAt)
+        {
+            e["ScheduledStartTime"] = startAt;
+        }
+
         await this.payloads.SetLargeAsync(e, "Input", started.Input, $"instances/{pk}/input", PayloadStore.MaxPropertyChars, cancellationToken).ConfigureAwait(false);
         await this.payloads.SetLargeAsync(e, "Output", null, string.Empty, PayloadStore.MaxPropertyChars, cancellationToken).ConfigureAwait(false);
         await this.payloads.SetLargeAsync(e, "CustomStatus", null, string.Empty, PayloadStore.MaxPropertyChars, cancellationToken).ConfigureAwait(false);
@@ -1626,7 +1679,9 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                 }
 
                 OrchestrationRuntimeStatus status = ParseStatus(row.Value!);
-                if (row.Value!.GetString("ExecutionId") == started.ExecutionId || status == OrchestrationRuntimeStatus.ContinuedAsNew)
+                // A re-dispatch of the same start. (An instance's own ContinueAsNew restart never
+                // comes here; a parent's start aimed at an instance between executions is refused.)
+                if (row.Value!.GetString("ExecutionId") == started.ExecutionId)
                 {
                     return true;
                 }

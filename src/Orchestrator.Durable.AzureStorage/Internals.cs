@@ -33,6 +33,9 @@ internal sealed class InstanceSession(string instanceId, int partition)
 
     public string? Token { get; set; }
 
+    /// <summary>When an episode's lock lapses (a worker that died mid-episode in this process, or never released).</summary>
+    public DateTimeOffset LockedUntil { get; set; }
+
     public bool Queued { get; set; }
 
     public int InMemoryAbandons { get; set; }
