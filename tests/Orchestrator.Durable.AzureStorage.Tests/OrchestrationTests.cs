@@ -187,11 +187,13 @@ public sealed class OrchestrationTests(AzuriteFixture azurite, ITestOutputHelper
         Assert.Equal("Seq", history.OfType<History.ExecutionStartedEvent>().Single().Name);
     }
 
-    [Fact(Timeout = 60_000)]
-    public async Task LargePayload_InputAndOutputOver64KiB_RoundTripThroughBlobs()
+    [Theory(Timeout = 90_000)]
+    [InlineData(20_000)] // 80,000 characters: queue message and instance fields in blobs, history split across properties
+    [InlineData(150_000)] // 600,000 characters: the history chunk itself goes to a blob too
+    public async Task LargePayload_InputAndOutputOver64KiB_RoundTripThroughBlobs(int quarterLength)
     {
         await using TestHost host = await TestHost.StartAsync(TestHost.Options(azurite, AzuriteFixture.NewHubName("big")), Registry());
-        string big = string.Concat(Enumerable.Range(0, 20_000).Select(i => (char)('a' + (i % 26)) + "xyz")); // 80,000 characters
+        string big = string.Concat(Enumerable.Range(0, quarterLength).Select(i => (char)('a' + (i % 26)) + "xyz"));
         string id = await host.Client.ScheduleNewOrchestrationInstanceAsync("EchoBig", big);
         OrchestrationMetadata m = await TestWait.CompletionAsync(host.Client, id);
         Assert.Equal(OrchestrationRuntimeStatus.Completed, m.RuntimeStatus);
@@ -200,6 +202,12 @@ public sealed class OrchestrationTests(AzuriteFixture azurite, ITestOutputHelper
         Assert.Contains(
             await ListBlobsAsync(host.Backend),
             b => b.StartsWith("messages/" + id + "/", StringComparison.Ordinal) || b.StartsWith("instances/" + id + "/", StringComparison.Ordinal));
+        IReadOnlyList<History.HistoryEvent> history = await host.Client.GetHistoryAsync(id);
+        Assert.Equal(big, history.OfType<History.TaskScheduledEvent>().Single().Input!.Trim('"'));
+        if (big.Length > 400_000)
+        {
+            Assert.Contains(await ListBlobsAsync(host.Backend), b => b.StartsWith("history/" + id + "/", StringComparison.Ordinal));
+        }
     }
 
     [Fact(Timeout = 60_000)]
