@@ -70,6 +70,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
     private readonly ConcurrentDictionary<Task, byte> background = new();
     private int created;
     private int disposed;
+    private long deferredRequeues;
 
     /// <summary>Creates the backend; call <see cref="CreateIfNotExistsAsync"/> before use.</summary>
     /// <exception cref="ArgumentException">The options are invalid, or the connection string cannot be parsed.</exception>
@@ -130,6 +131,9 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
     internal BlobContainerClient Container => this.payloads.Container;
 
     internal int CachedHistories => this.cache.Count;
+
+    /// <summary>How often a message fetched before it was due (a far timer, a delayed start) was hidden again.</summary>
+    internal long DeferredRequeues => Interlocked.Read(ref this.deferredRequeues);
 
     internal QueueClient ControlQueueFor(string instanceId) => this.controlQueues[this.PartitionOf(instanceId)];
 
@@ -899,6 +903,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                 // A timer further out than the queue can hide a message, or an early delivery: hide it again.
                 await queue.SendMessageAsync(body, VisibilityFor(visibleAt - now, this.options.MaxMessageVisibilityDelay), TimeSpan.FromSeconds(-1), cancellationToken).ConfigureAwait(false);
                 await DeleteQuietlyAsync(queue, qm.MessageId, qm.PopReceipt, cancellationToken).ConfigureAwait(false);
+                Interlocked.Increment(ref this.deferredRequeues);
                 continue;
             }
 

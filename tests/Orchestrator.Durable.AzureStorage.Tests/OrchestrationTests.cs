@@ -102,13 +102,16 @@ public sealed class OrchestrationTests(AzuriteFixture azurite, ITestOutputHelper
         string id = await host.Client.ScheduleNewOrchestrationInstanceAsync("Timer", 2);
         await TestWait.EventuallyAsync(async () => (await host.Client.GetHistoryAsync(id)).OfType<History.TimerCreatedEvent>().Any());
 
-        // Several re-enqueue cycles pass in real time while the fake clock stands still.
-        await Task.Delay(TimeSpan.FromSeconds(2.5));
+        // The timer surfaces and is hidden again while the fake clock says it is not due.
+        await this.WaitForRequeuesAsync(host.Backend, 2);
         Assert.Equal(OrchestrationRuntimeStatus.Running, (await host.Client.GetInstanceAsync(id))!.RuntimeStatus);
-        await TestWait.AdvanceUntilAsync(clock, TimeSpan.FromMinutes(30), async () => (await host.Client.GetInstanceAsync(id))!.IsCompleted);
-        OrchestrationMetadata m = (await host.Client.GetInstanceAsync(id))!;
+        clock.Advance(TimeSpan.FromMinutes(119));
+        await this.WaitForRequeuesAsync(host.Backend, 2);
+        Assert.Equal(OrchestrationRuntimeStatus.Running, (await host.Client.GetInstanceAsync(id))!.RuntimeStatus);
+        clock.Advance(TimeSpan.FromMinutes(2));
+        OrchestrationMetadata m = await TestWait.CompletionAsync(host.Client, id);
         Assert.Equal(OrchestrationRuntimeStatus.Completed, m.RuntimeStatus);
-        Assert.InRange(m.ReadOutputAs<double>(), 2, 12);
+        Assert.InRange(m.ReadOutputAs<double>(), 2, 2 + (2.0 / 60));
     }
 
     [Fact(Timeout = 60_000)]
@@ -120,12 +123,15 @@ public sealed class OrchestrationTests(AzuriteFixture azurite, ITestOutputHelper
         string id = await host.Client.ScheduleNewOrchestrationInstanceAsync("Timer", 24 * 10);
         await TestWait.EventuallyAsync(async () => (await host.Client.GetHistoryAsync(id)).OfType<History.TimerCreatedEvent>().Any());
         clock.Advance(TimeSpan.FromDays(7));
-        await Task.Delay(TimeSpan.FromSeconds(2));
+        await this.WaitForRequeuesAsync(host.Backend, 2);
         Assert.Equal(OrchestrationRuntimeStatus.Running, (await host.Client.GetInstanceAsync(id))!.RuntimeStatus);
-        await TestWait.AdvanceUntilAsync(clock, TimeSpan.FromHours(12), async () => (await host.Client.GetInstanceAsync(id))!.IsCompleted);
-        OrchestrationMetadata m = (await host.Client.GetInstanceAsync(id))!;
+        clock.Advance(TimeSpan.FromDays(3) - TimeSpan.FromMinutes(1));
+        await this.WaitForRequeuesAsync(host.Backend, 2);
+        Assert.Equal(OrchestrationRuntimeStatus.Running, (await host.Client.GetInstanceAsync(id))!.RuntimeStatus);
+        clock.Advance(TimeSpan.FromMinutes(2));
+        OrchestrationMetadata m = await TestWait.CompletionAsync(host.Client, id);
         Assert.Equal(OrchestrationRuntimeStatus.Completed, m.RuntimeStatus);
-        Assert.InRange(m.ReadOutputAs<double>(), 240, 24 * 14);
+        Assert.InRange(m.ReadOutputAs<double>(), 240, 240 + (2.0 / 60));
     }
 
     [Fact(Timeout = 60_000)]
@@ -249,6 +255,13 @@ public sealed class OrchestrationTests(AzuriteFixture azurite, ITestOutputHelper
         Assert.Equal(2, await host.Client.PurgeInstancesAsync(new Backend.PurgeInstancesFilter()));
         IReadOnlyList<OrchestrationMetadata> left = await host.Client.QueryInstancesAsync(new Backend.InstanceQuery());
         Assert.Equal(c, Assert.Single(left).InstanceId);
+    }
+
+    private async Task WaitForRequeuesAsync(AzureStorageOrchestrationBackend backend, int cycles)
+    {
+        long target = backend.DeferredRequeues + cycles;
+        await TestWait.EventuallyAsync(() => Task.FromResult(backend.DeferredRequeues >= target), TimeSpan.FromSeconds(20), $"{cycles} re-enqueue cycles of the timer");
+        output.WriteLine($"timer hidden again {backend.DeferredRequeues} times so far");
     }
 
     private static async Task<List<string>> ListBlobsAsync(AzureStorageOrchestrationBackend backend)

@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Time.Testing;
 using Orchestrator.Durable.Client;
 using Orchestrator.Durable.Worker;
 
@@ -82,22 +81,5 @@ internal static class TestWait
     {
         using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(60));
         return await client.WaitForInstanceCompletionAsync(id, cts.Token);
-    }
-
-    /// <summary>Advances a fake clock in steps until the condition holds (bounded in real time).</summary>
-    public static async Task AdvanceUntilAsync(FakeTimeProvider clock, TimeSpan step, Func<Task<bool>> condition, TimeSpan? timeout = null)
-    {
-        TimeSpan limit = timeout ?? TimeSpan.FromSeconds(60);
-        var sw = System.Diagnostics.Stopwatch.StartNew();
-        while (!await condition())
-        {
-            if (sw.Elapsed > limit)
-            {
-                throw new TimeoutException($"Condition not met within {limit} of real time.");
-            }
-
-            clock.Advance(step);
-            await Task.Delay(50);
-        }
     }
 }
