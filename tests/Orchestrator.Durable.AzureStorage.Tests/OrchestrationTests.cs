@@ -163,6 +163,20 @@ public sealed class OrchestrationTests(AzuriteFixture azurite, ITestOutputHelper
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task HistoryCache_WaitingInstance_NextEpisodeReadsNoHistoryAndFinishedOneIsEvicted()
+    {
+        await using TestHost host = await TestHost.StartAsync(TestHost.Options(azurite, AzuriteFixture.NewHubName("cache")), Registry());
+        string id = await host.Client.ScheduleNewOrchestrationInstanceAsync("WaitEvent");
+        await TestWait.EventuallyAsync(async () => (await host.Client.GetHistoryAsync(id)).Count > 0);
+
+        // The committed sentinel's ETag came back from the transaction, so the history stays cached.
+        Assert.Equal(1, host.Backend.CachedHistories);
+        await host.Client.RaiseEventAsync(id, "Go", "now");
+        await TestWait.CompletionAsync(host.Client, id);
+        Assert.Equal(0, host.Backend.CachedHistories);
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task Terminate_WaitingInstance_IsTerminatedWithReason()
     {
         await using TestHost host = await TestHost.StartAsync(TestHost.Options(azurite, AzuriteFixture.NewHubName("term")), Registry());
