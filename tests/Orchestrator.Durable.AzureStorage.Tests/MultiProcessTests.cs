@@ -189,7 +189,11 @@ public sealed class MultiProcessTests(AzuriteFixture azurite, ITestOutputHelper 
                 }
             }
 
-            this.process.WaitForExit(5_000);
+            if (this.process.WaitForExit(5_000))
+            {
+                this.process.WaitForExit(); // drains the redirected output
+            }
+
             this.process.Dispose();
         }
 
