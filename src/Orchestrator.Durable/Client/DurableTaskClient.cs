@@ -156,7 +156,7 @@ public sealed class DurableTaskClient
 
     /// <summary>Deletes a finished instance with its history.</summary>
     /// <returns>False when no such instance exists.</returns>
-    /// <exception cref="OrchestrationNotRunningException">The instance has not finished; nothing was deleted.</exception>
+    /// <exception cref="OrchestrationNotRunningException">The instance has not finished, or its final messages (such as its result for a parent) are not yet dispatched; nothing was deleted.</exception>
     public Task<bool> PurgeInstanceAsync(string instanceId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(instanceId);

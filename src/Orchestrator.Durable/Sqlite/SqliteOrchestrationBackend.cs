@@ -301,6 +301,13 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
                     throw new OrchestrationNotRunningException(instanceId, s, "purge (only finished instances can be purged; terminate it first)");
                 }
 
+                // A worker that died between committing the final checkpoint and dispatching it leaves
+                // an outbox (e.g. the result for a parent) that only the instance's next work item sends.
+                if (x.Scalar("SELECT 1 FROM outbox WHERE instance_id = $id LIMIT 1", ("$id", instanceId)) is not null)
+                {
+                    throw new OrchestrationNotRunningException(instanceId, s, "purge yet (its final messages are not dispatched; a worker sends them once the instance's lock expires)");
+                }
+
                 DeleteInstance(x, instanceId);
                 return true;
             },
@@ -322,7 +329,8 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
             {
                 var ids = new List<string>();
                 string sql = $"SELECT instance_id FROM instances WHERE status IN ({string.Join(',', statuses.Select(s => $"'{s}'"))})"
-                    + " AND created_at >= $from AND created_at < $to";
+                    + " AND created_at >= $from AND created_at < $to"
+                    + " AND instance_id NOT IN (SELECT instance_id FROM outbox)"; // final messages not yet dispatched (see PurgeInstanceAsync)
                 using (SqliteDataReader r = x.Query(sql, ("$from", filter.CreatedFrom?.UtcTicks ?? long.MinValue), ("$to", filter.CreatedTo?.UtcTicks ?? long.MaxValue)))
                 {
                     while (r.Read())
