@@ -323,7 +323,11 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             throw new OrchestrationNotRunningException(instanceId, status, "purge (only finished instances can be purged; terminate it first)");
         }
 
-        await this.DeleteInstanceDataAsync(instanceId, row.Value!.ETag, cancellationToken).ConfigureAwait(false);
+        if (!await this.DeleteInstanceDataAsync(instanceId, row.Value!.ETag, cancellationToken).ConfigureAwait(false))
+        {
+            throw new OrchestrationNotRunningException(instanceId, status, "purge yet (its final messages are not dispatched; the worker that owns its partition sends them once its lock lapses or the partition moves)");
+        }
+
         return true;
     }
 
@@ -346,12 +350,16 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             rows.Add(e);
         }
 
+        int purged = 0;
         foreach (TableEntity e in rows)
         {
-            await this.DeleteInstanceDataAsync(e.GetString("InstanceId")!, e.ETag, cancellationToken).ConfigureAwait(false);
+            if (await this.DeleteInstanceDataAsync(e.GetString("InstanceId")!, e.ETag, cancellationToken).ConfigureAwait(false))
+            {
+                purged++;
+            }
         }
 
-        return rows.Count;
+        return purged;
     }
 
     /// <inheritdoc/>
@@ -1729,15 +1737,24 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         return false;
     }
 
-    private async Task DeleteInstanceDataAsync(string instanceId, ETag instanceETag, CancellationToken cancellationToken)
+    /// <summary>Deletes a finished instance's rows and blobs; false (nothing deleted) while it has an undispatched outbox.</summary>
+    private async Task<bool> DeleteInstanceDataAsync(string instanceId, ETag instanceETag, CancellationToken cancellationToken)
     {
         string pk = StorageNames.EscapeKey(instanceId);
-        this.cache.Remove(instanceId);
         var keys = new List<string>();
         await foreach (TableEntity e in this.historyTable.QueryAsync<TableEntity>($"PartitionKey eq '{Quote(pk)}'", select: ["RowKey"], cancellationToken: cancellationToken).ConfigureAwait(false))
         {
             keys.Add(e.RowKey);
         }
+
+        if (keys.Any(k => k.StartsWith('o')))
+        {
+            // A worker died between the final checkpoint and its dispatch (e.g. the result for a
+            // parent): purging now would lose those messages.
+            return false;
+        }
+
+        this.cache.Remove(instanceId);
 
         foreach (string[] batch in keys.Chunk(100))
         {
@@ -1757,6 +1774,8 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         {
             // Deleted or re-created meanwhile.
         }
+
+        return true;
     }
 
     private async Task<OrchestrationMetadata> ToMetadataAsync(TableEntity e, bool withData, CancellationToken cancellationToken)

@@ -257,6 +257,51 @@ public sealed class OrchestrationTests(AzuriteFixture azurite, ITestOutputHelper
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task Purge_FinishedChildWithUndispatchedResult_RefusedUntilDispatched()
+    {
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        int crashed = 0;
+        var workerOptions = new DurableTaskWorkerOptions
+        {
+            TimeProvider = clock,
+            MaxPollingInterval = TimeSpan.FromMilliseconds(100),
+            OnCheckpointStage = (stage, instanceId) =>
+            {
+                // The child's final checkpoint (its result for the parent in the outbox) commits; the worker dies before dispatch.
+                if (stage == CheckpointStage.AfterCommit && instanceId == "child" && Interlocked.Exchange(ref crashed, 1) == 0)
+                {
+                    throw new InvalidOperationException("simulated crash after commit");
+                }
+            },
+        };
+        var registry = new DurableTaskRegistry()
+            .AddOrchestratorFunc<int, int>("Leaf", (ctx, x) => Task.FromResult(x + 1))
+            .AddOrchestratorFunc<int, int>("Root", (ctx, x) => ctx.CallSubOrchestratorAsync<int>("Leaf", x, new SubOrchestrationOptions { InstanceId = "child" }));
+        await using TestHost host = await TestHost.StartAsync(TestHost.Options(azurite, AzuriteFixture.NewHubName("purgeob"), clock), registry, workerOptions);
+        string parent = await host.Client.ScheduleNewOrchestrationInstanceAsync("Root", 1);
+        await TestWait.EventuallyAsync(async () => (await host.Client.GetInstanceAsync("child"))?.IsCompleted == true);
+
+        await Assert.ThrowsAsync<OrchestrationNotRunningException>(() => host.Client.PurgeInstanceAsync("child"));
+        Assert.Equal(0, await host.Client.PurgeInstancesAsync(new Backend.PurgeInstancesFilter()));
+
+        // The lock of the dead episode lapses; the next episode finds the outbox and sends the result.
+        clock.Advance(workerOptions.OrchestrationLockTimeout + TimeSpan.FromSeconds(1));
+        OrchestrationMetadata m = await TestWait.CompletionAsync(host.Client, parent);
+        Assert.Equal(2, m.ReadOutputAs<int>());
+        await TestWait.EventuallyAsync(async () =>
+        {
+            try
+            {
+                return await host.Client.PurgeInstanceAsync("child");
+            }
+            catch (OrchestrationNotRunningException)
+            {
+                return false;
+            }
+        });
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task PurgeInstances_ByStatus_DeletesOnlyFinished()
     {
         await using TestHost host = await TestHost.StartAsync(TestHost.Options(azurite, AzuriteFixture.NewHubName("purges")), Registry());
