@@ -1,0 +1,1979 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Azure;
+using Azure.Core;
+using Azure.Data.Tables;
+using Azure.Storage.Blobs;
+using Azure.Storage.Queues;
+using Azure.Storage.Queues.Models;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Orchestrator.Durable.Backend;
+using Orchestrator.Durable.Core;
+using Orchestrator.Durable.History;
+
+namespace Orchestrator.Durable.AzureStorage;
+
+/// <summary>
+/// The Azure Storage backend (Azurite locally): control queues partition the instances between
+/// workers by lease, each checkpoint is one conditional entity-group transaction on the instance's
+/// history partition, and activities run in the worker that owns their instance.
+/// </summary>
+/// <remarks>
+/// <para><b>Layout</b> (hub <c>H</c>, lower-cased where the service requires): control queues
+/// <c>h-control-00..NN</c> (partition = FNV-1a of the instance id mod PartitionCount), <c>h-workitems</c>,
+/// <c>h-poison</c>; tables <c>HHistory</c> (PartitionKey = instance id; one chunk row per checkpoint
+/// <c>h{executionId}-{seq}</c>, one outbox row per checkpoint with queue-bound messages
+/// <c>o{executionId}-{seq}</c>, and the sentinel <c>~sentinel</c> holding the current execution, the next
+/// sequence number and a summary), <c>HInstances</c>, <c>HLeases</c>; container <c>h-large</c>.</para>
+/// <para><b>Checkpoint</b>: chunk + outbox + sentinel in one transaction, the sentinel written with
+/// If-Match on the ETag read at load, so a concurrent writer makes the whole transaction fail
+/// (<see cref="WorkItemLockLostException"/>). The instances row is written afterwards, only when
+/// something a client sees changed.</para>
+/// <para><b>Activities</b> scheduled by an instance go to an in-process queue and their results come
+/// back in memory; nothing is lost if the process dies, because activities recorded as scheduled
+/// without a result are dispatched again when the instance is next loaded, and a worker that
+/// acquires a partition scans it for such instances (at-least-once; the engine drops duplicates).</para>
+/// </remarks>
+public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
+{
+    private const string SentinelKey = "~sentinel";
+    private const string InstanceRowKey = "";
+    private const int MaxMessagesPerFetch = 32;
+
+    private readonly AzureStorageOrchestrationBackendOptions options;
+    private readonly TimeProvider time;
+    private readonly ILogger logger;
+    private readonly StorageNames names;
+    private readonly StorageRequestCounter counter = new();
+    private readonly TableClient historyTable;
+    private readonly TableClient instancesTable;
+    private readonly TableClient leasesTable;
+    private readonly QueueClient[] controlQueues;
+    private readonly QueueClient workItemQueue;
+    private readonly QueueClient poisonQueue;
+    private readonly PayloadStore payloads;
+    private readonly PartitionLeaseManager leases;
+    private readonly object gate = new();
+    private readonly Dictionary<string, InstanceSession> sessions = new(StringComparer.Ordinal);
+    private readonly Queue<InstanceSession> ready = new();
+    private readonly HistoryCache cache;
+    private readonly ConcurrentQueue<TaskMessage> localActivities = new();
+    private readonly ConcurrentDictionary<string, byte> localActivityIds = new(StringComparer.Ordinal);
+    private readonly WorkSignal orchestrationSignal = new();
+    private readonly WorkSignal activitySignal = new();
+    private readonly SemaphoreSlim pollGate = new(1, 1);
+    private readonly PollBackoff[] partitionBackoff;
+    private readonly PollBackoff workItemBackoff;
+    private readonly ConcurrentDictionary<Task, byte> background = new();
+    private int created;
+    private int disposed;
+    private long deferredRequeues;
+
+    /// <summary>Creates the backend; call <see cref="CreateIfNotExistsAsync"/> before use.</summary>
+    /// <exception cref="ArgumentException">The options are invalid, or the connection string cannot be parsed.</exception>
+    public AzureStorageOrchestrationBackend(AzureStorageOrchestrationBackendOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        this.options = options;
+        this.time = options.TimeProvider;
+        this.logger = (options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Orchestrator.Durable.AzureStorage");
+        this.names = new StorageNames(options.TaskHubName, options.PartitionCount);
+        TableServiceClient tables;
+        QueueServiceClient queues;
+        BlobServiceClient blobs;
+        try
+        {
+            tables = new TableServiceClient(options.ConnectionString, this.Configure(new TableClientOptions()));
+            queues = new QueueServiceClient(options.ConnectionString, this.Configure(new QueueClientOptions { MessageEncoding = QueueMessageEncoding.None }));
+            blobs = new BlobServiceClient(options.ConnectionString, this.Configure(new BlobClientOptions()));
+        }
+        catch (Exception ex) when (ex is FormatException or ArgumentException or InvalidOperationException or UriFormatException)
+        {
+            throw new ArgumentException(
+                $"ConnectionString (setting '{AzureStorageOrchestrationBackendOptions.ConnectionStringSetting}') is not a valid Azure Storage connection string: {ex.Message}",
+                nameof(options),
+                ex);
+        }
+
+        this.historyTable = tables.GetTableClient(this.names.HistoryTable);
+        this.instancesTable = tables.GetTableClient(this.names.InstancesTable);
+        this.leasesTable = tables.GetTableClient(this.names.LeasesTable);
+        this.controlQueues = this.names.ControlQueues.Select(queues.GetQueueClient).ToArray();
+        this.workItemQueue = queues.GetQueueClient(this.names.WorkItemQueue);
+        this.poisonQueue = queues.GetQueueClient(this.names.PoisonQueue);
+        this.payloads = new PayloadStore(blobs.GetBlobContainerClient(this.names.Container));
+        this.cache = new HistoryCache(options.HistoryCacheSize);
+        this.partitionBackoff = Enumerable.Range(0, options.PartitionCount).Select(_ => new PollBackoff(options.MinPollingInterval, options.MaxPollingInterval)).ToArray();
+        this.workItemBackoff = new PollBackoff(options.MinPollingInterval, options.MaxPollingInterval);
+        this.leases = new PartitionLeaseManager(this.leasesTable, options, this.logger, this.OnPartitionsAcquiredAsync, this.OnPartitionsLost);
+    }
+
+    /// <summary>The options in use.</summary>
+    public AzureStorageOrchestrationBackendOptions Options => this.options;
+
+    /// <summary>Requests sent to storage by this backend (tables, queues and blobs, retries included).</summary>
+    public long StorageOperationCount => this.counter.Count;
+
+    internal PartitionLeaseManager Leases => this.leases;
+
+    internal QueueClient PoisonQueue => this.poisonQueue;
+
+    internal TableClient HistoryTable => this.historyTable;
+
+    internal TableClient InstancesTable => this.instancesTable;
+
+    internal TableClient LeasesTable => this.leasesTable;
+
+    internal BlobContainerClient Container => this.payloads.Container;
+
+    internal int CachedHistories => this.cache.Count;
+
+    /// <summary>How often a message fetched before it was due (a far timer, a delayed start) was hidden again.</summary>
+    internal long DeferredRequeues => Interlocked.Read(ref this.deferredRequeues);
+
+    internal QueueClient ControlQueueFor(string instanceId) => this.controlQueues[this.PartitionOf(instanceId)];
+
+    internal int PartitionOf(string instanceId) => StorageNames.PartitionOf(instanceId, this.options.PartitionCount);
+
+    /// <inheritdoc/>
+    public async Task CreateIfNotExistsAsync(CancellationToken cancellationToken)
+    {
+        if (Volatile.Read(ref this.created) == 1)
+        {
+            return;
+        }
+
+        string setting = $"ConnectionString (setting '{AzureStorageOrchestrationBackendOptions.ConnectionStringSetting}')";
+        try
+        {
+            var tasks = new List<Task>
+            {
+                this.historyTable.CreateIfNotExistsAsync(cancellationToken),
+                this.instancesTable.CreateIfNotExistsAsync(cancellationToken),
+                this.leasesTable.CreateIfNotExistsAsync(cancellationToken),
+                this.payloads.Container.CreateIfNotExistsAsync(cancellationToken: cancellationToken),
+                this.workItemQueue.CreateIfNotExistsAsync(cancellationToken: cancellationToken),
+                this.poisonQueue.CreateIfNotExistsAsync(cancellationToken: cancellationToken),
+            };
+            tasks.AddRange(this.controlQueues.Select(q => (Task)q.CreateIfNotExistsAsync(cancellationToken: cancellationToken)));
+            await Task.WhenAll(tasks).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            string detail = ex is RequestFailedException rf ? $"HTTP {rf.Status} {rf.ErrorCode}: {FirstLine(rf.Message)}" : FirstLine(ex.Message);
+            throw new InvalidOperationException(
+                $"Could not create task hub '{this.options.TaskHubName}' in the storage account named by {setting}: {detail}. Check the account name, key and endpoints (UseDevelopmentStorage=true needs Azurite on ports 10000-10002).",
+                ex);
+        }
+
+        await this.EnsureHubInfoAsync(cancellationToken).ConfigureAwait(false);
+        Volatile.Write(ref this.created, 1);
+    }
+
+    /// <inheritdoc/>
+    public async Task CreateInstanceAsync(TaskMessage startMessage, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(startMessage);
+        if (startMessage.Event is not ExecutionStartedEvent started)
+        {
+            throw new ArgumentException("A start message must carry an ExecutionStarted event.", nameof(startMessage));
+        }
+
+        string pk = StorageNames.EscapeKey(started.InstanceId);
+        NullableResponse<TableEntity> existing = await this.instancesTable.GetEntityIfExistsAsync<TableEntity>(pk, InstanceRowKey, ["Status"], cancellationToken).ConfigureAwait(false);
+        TableEntity entity = await this.NewInstanceEntityAsync(started, cancellationToken).ConfigureAwait(false);
+        ETag etag;
+        if (existing.HasValue)
+        {
+            OrchestrationRuntimeStatus status = ParseStatus(existing.Value!);
+            if (!status.IsTerminal())
+            {
+                throw new OrchestrationAlreadyExistsException(started.InstanceId, status);
+            }
+
+            try
+            {
+                // The old history stays until purge: its sentinel records a finished execution, and a
+                // start for a different execution after a finished one begins a fresh history.
+                etag = (await this.instancesTable.UpdateEntityAsync(entity, existing.Value!.ETag, TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false)).Headers.ETag ?? ETag.All;
+            }
+            catch (RequestFailedException ex) when (ex.Status == 412)
+            {
+                throw new OrchestrationAlreadyExistsException(started.InstanceId, OrchestrationRuntimeStatus.Pending);
+            }
+        }
+        else
+        {
+            try
+            {
+                etag = (await this.instancesTable.AddEntityAsync(entity, cancellationToken).ConfigureAwait(false)).Headers.ETag ?? ETag.All;
+            }
+            catch (RequestFailedException ex) when (ex.Status == 409)
+            {
+                throw new OrchestrationAlreadyExistsException(started.InstanceId, OrchestrationRuntimeStatus.Pending);
+            }
+        }
+
+        try
+        {
+            await this.EnqueueControlAsync(startMessage, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            // Undo the claim so the id can be scheduled again; the start was not recorded.
+            try
+            {
+                await this.instancesTable.DeleteEntityAsync(pk, InstanceRowKey, etag, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (RequestFailedException)
+            {
+                // The row stays Pending without a start message; scheduling the id again reports it.
+            }
+
+            throw;
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task SendInstanceMessageAsync(TaskMessage message, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        NullableResponse<TableEntity> row = await this.instancesTable.GetEntityIfExistsAsync<TableEntity>(StorageNames.EscapeKey(message.InstanceId), InstanceRowKey, ["Status"], cancellationToken).ConfigureAwait(false);
+        if (!row.HasValue)
+        {
+            throw new OrchestrationNotFoundException(message.InstanceId);
+        }
+
+        OrchestrationRuntimeStatus status = ParseStatus(row.Value!);
+        if (status.IsTerminal())
+        {
+            throw new OrchestrationNotRunningException(message.InstanceId, status, message.Event is ExecutionTerminatedEvent ? "terminate" : "raise an event");
+        }
+
+        await this.EnqueueControlAsync(message, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async Task<OrchestrationMetadata?> GetInstanceAsync(string instanceId, CancellationToken cancellationToken)
+    {
+        NullableResponse<TableEntity> row = await this.instancesTable.GetEntityIfExistsAsync<TableEntity>(StorageNames.EscapeKey(instanceId), InstanceRowKey, cancellationToken: cancellationToken).ConfigureAwait(false);
+        return row.HasValue ? await this.ToMetadataAsync(row.Value!, true, cancellationToken).ConfigureAwait(false) : null;
+    }
+
+    /// <inheritdoc/>
+    public async Task<IReadOnlyList<OrchestrationMetadata>> QueryInstancesAsync(InstanceQuery query, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        ArgumentOutOfRangeException.ThrowIfLessThan(query.PageSize, 1, nameof(query.PageSize));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(query.PageSize, 10_000, nameof(query.PageSize));
+        string filter = BuildInstanceFilter(query.Statuses, query.CreatedFrom, query.CreatedTo, query.InstanceIdPrefix);
+        var rows = new List<TableEntity>();
+        await foreach (TableEntity e in this.instancesTable.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            if (query.InstanceIdPrefix is { Length: > 0 } prefix && !(e.GetString("InstanceId") ?? string.Empty).StartsWith(prefix, StringComparison.Ordinal))
+            {
+                continue;
+            }
+
+            rows.Add(e);
+        }
+
+        var list = new List<OrchestrationMetadata>();
+        foreach (TableEntity e in rows
+            .OrderByDescending(e => e.GetDateTimeOffset("CreatedAt") ?? DateTimeOffset.MinValue)
+            .ThenBy(e => e.GetString("InstanceId"), StringComparer.Ordinal)
+            .Take(query.PageSize))
+        {
+            list.Add(await this.ToMetadataAsync(e, query.FetchInputsAndOutputs, cancellationToken).ConfigureAwait(false));
+        }
+
+        return list;
+    }
+
+    /// <inheritdoc/>
+    public async Task<IReadOnlyList<HistoryEvent>?> GetHistoryAsync(string instanceId, CancellationToken cancellationToken)
+    {
+        string pk = StorageNames.EscapeKey(instanceId);
+        NullableResponse<TableEntity> row = await this.instancesTable.GetEntityIfExistsAsync<TableEntity>(pk, InstanceRowKey, ["ExecutionId"], cancellationToken).ConfigureAwait(false);
+        if (!row.HasValue)
+        {
+            return null;
+        }
+
+        (HistoryState state, _) = await this.LoadAsync(instanceId, cancellationToken).ConfigureAwait(false);
+        return state.ExecutionId == row.Value!.GetString("ExecutionId") ? state.Events : [];
+    }
+
+    /// <inheritdoc/>
+    public async Task<bool> PurgeInstanceAsync(string instanceId, CancellationToken cancellationToken)
+    {
+        NullableResponse<TableEntity> row = await this.instancesTable.GetEntityIfExistsAsync<TableEntity>(StorageNames.EscapeKey(instanceId), InstanceRowKey, ["Status"], cancellationToken).ConfigureAwait(false);
+        if (!row.HasValue)
+        {
+            return false;
+        }
+
+        OrchestrationRuntimeStatus status = ParseStatus(row.Value!);
+        if (!status.IsTerminal())
+        {
+            throw new OrchestrationNotRunningException(instanceId, status, "purge (only finished instances can be purged; terminate it first)");
+        }
+
+        if (!await this.DeleteInstanceDataAsync(instanceId, row.Value!.ETag, cancellationToken).ConfigureAwait(false))
+        {
+            throw new OrchestrationNotRunningException(instanceId, status, "purge yet (its final messages are not dispatched; the worker that owns its partition sends them once its lock lapses or the partition moves)");
+        }
+
+        return true;
+    }
+
+    /// <inheritdoc/>
+    public async Task<int> PurgeInstancesAsync(PurgeInstancesFilter filter, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(filter);
+        IReadOnlyCollection<OrchestrationRuntimeStatus> statuses = filter.Statuses is { Count: > 0 } given
+            ? given
+            : [OrchestrationRuntimeStatus.Completed, OrchestrationRuntimeStatus.Failed, OrchestrationRuntimeStatus.Terminated];
+        if (statuses.Any(s => !s.IsTerminal()))
+        {
+            throw new ArgumentException($"Only finished instances can be purged; {statuses.First(s => !s.IsTerminal())} is not a terminal status.", nameof(filter));
+        }
+
+        var rows = new List<TableEntity>();
+        await foreach (TableEntity e in this.instancesTable.QueryAsync<TableEntity>(
+            BuildInstanceFilter(statuses, filter.CreatedFrom, filter.CreatedTo, null), select: ["InstanceId", "Status"], cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            rows.Add(e);
+        }
+
+        int purged = 0;
+        foreach (TableEntity e in rows)
+        {
+            if (await this.DeleteInstanceDataAsync(e.GetString("InstanceId")!, e.ETag, cancellationToken).ConfigureAwait(false))
+            {
+                purged++;
+            }
+        }
+
+        return purged;
+    }
+
+    /// <inheritdoc/>
+    public async Task<OrchestrationWorkItem?> LockNextOrchestrationWorkItemAsync(TimeSpan lockTimeout, CancellationToken cancellationToken)
+    {
+        this.ThrowIfDisposed();
+        await this.leases.EnsureRunningAsync(cancellationToken).ConfigureAwait(false);
+        this.ExpireLapsedLocks();
+        for (int attempt = 0; attempt < 8; attempt++)
+        {
+            (InstanceSession session, HashSet<HeldMessage> snapshot, string token)? next = this.TakeReady(lockTimeout);
+            if (next is null)
+            {
+                if (!await this.PollAsync(lockTimeout, cancellationToken).ConfigureAwait(false))
+                {
+                    return null;
+                }
+
+                continue;
+            }
+
+            (InstanceSession s, HashSet<HeldMessage> snap, string tok) = next.Value;
+            OrchestrationWorkItem? item;
+            try
+            {
+                item = await this.BuildWorkItemAsync(s, snap, tok, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                this.Unlock(s, tok, snap, requeue: true);
+                throw;
+            }
+
+            if (item is not null)
+            {
+                return item;
+            }
+        }
+
+        return null;
+    }
+
+    /// <inheritdoc/>
+    public async Task CommitCheckpointAsync(OrchestrationWorkItem workItem, OrchestrationCheckpoint checkpoint, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(workItem);
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        Episode ep = (Episode)workItem.BackendState!;
+
+        // No in-process lock check: the sentinel's ETag decides. An episode whose in-process lock
+        // lapsed may still commit if nobody wrote the instance since it loaded.
+        string id = workItem.InstanceId;
+        string pk = StorageNames.EscapeKey(id);
+        HistoryState st = ep.State;
+        InstanceState state = checkpoint.State;
+        string exec = state.ExecutionId;
+        bool newExecution = checkpoint.ReplaceHistory || exec != st.ExecutionId || workItem.History.Count == 0;
+        int seq = newExecution && exec != st.ExecutionId ? 0 : st.NextSeq;
+        List<HistoryEvent> all = newExecution ? [.. checkpoint.NewEvents] : [.. st.Events, .. checkpoint.NewEvents];
+        var queueBound = checkpoint.Outbox.Where(m => !m.IsActivityWorkItem).ToList();
+        string seqKey = $"{exec}-{seq:D10}";
+
+        var actions = new List<TableTransactionAction>(3);
+        var chunk = new TableEntity(pk, "h" + seqKey) { ["Seq"] = seq };
+        await this.payloads.SetLargeAsync(chunk, "D", HistorySerializer.SerializeHistory(checkpoint.NewEvents), $"history/{pk}/h{seqKey}", PayloadStore.MaxRowChars, cancellationToken).ConfigureAwait(false);
+        actions.Add(new TableTransactionAction(TableTransactionActionType.UpsertReplace, chunk));
+        OutboxRow? outbox = null;
+        if (queueBound.Count > 0)
+        {
+            var row = new TableEntity(pk, "o" + seqKey) { ["Partition"] = ep.Session.Partition, ["InstanceId"] = id };
+            await this.payloads.SetLargeAsync(row, "M", SerializeMessages(queueBound), $"history/{pk}/o{seqKey}", PayloadStore.MaxRowChars, cancellationToken).ConfigureAwait(false);
+            actions.Add(new TableTransactionAction(TableTransactionActionType.UpsertReplace, row));
+            outbox = new OutboxRow(row.RowKey, queueBound);
+        }
+
+        string customHash = Hash(state.CustomStatus);
+        var sentinel = new TableEntity(pk, SentinelKey)
+        {
+            ["InstanceId"] = id,
+            ["Exec"] = exec,
+            ["NextSeq"] = seq + 1,
+            ["Status"] = state.Status.ToString(),
+            ["CustomHash"] = customHash,
+            ["Partition"] = ep.Session.Partition,
+            ["PendingActivities"] = CountPendingActivities(all),
+
+            // Set until the instances row shows the final state: a worker that dies in between
+            // leaves it set, and the next owner of the partition repairs the row.
+            ["RowPending"] = state.Status.IsTerminal(),
+        };
+        actions.Add(st.ETag is { } etag
+            ? new TableTransactionAction(TableTransactionActionType.UpdateReplace, sentinel, etag)
+            : new TableTransactionAction(TableTransactionActionType.Add, sentinel));
+        ETag? newETag;
+        try
+        {
+            Response<IReadOnlyList<Response>> response = await this.historyTable.SubmitTransactionAsync(actions, cancellationToken).ConfigureAwait(false);
+            newETag = response.Value.Count == actions.Count ? response.Value[^1].Headers.ETag : null;
+        }
+        catch (RequestFailedException ex) when (ex.Status is 409 or 412 or 404)
+        {
+            this.LoseLock(ep);
+            throw new WorkItemLockLostException(id);
+        }
+
+        var newState = new HistoryState
+        {
+            ExecutionId = exec,
+            NextSeq = seq + 1,
+            ETag = newETag,
+            Events = all,
+            Status = state.Status,
+            CustomStatusHash = customHash,
+        };
+        ep.State = newState;
+        ep.CommittedOutbox = outbox;
+        ep.LocalActivities.AddRange(checkpoint.Outbox.Where(m => m.IsActivityWorkItem));
+        ep.Committed = true;
+        if (state.Status.IsTerminal() || newETag is null)
+        {
+            this.cache.Remove(id);
+        }
+        else
+        {
+            this.cache.Set(id, newState);
+        }
+
+        bool visibleChange = (ep.FromStorage && !ep.InstanceRowWritten) || st.Status != state.Status || st.ExecutionId != exec || st.CustomStatusHash != customHash;
+        if (visibleChange)
+        {
+            await this.WriteInstanceStateAsync(state, writeInput: st.ExecutionId != exec, cancellationToken).ConfigureAwait(false);
+            ep.InstanceRowWritten = true;
+        }
+
+        if (state.Status.IsTerminal() && newETag is { } written)
+        {
+            await this.ClearRowPendingAsync(pk, written, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task DispatchOutboxAsync(OrchestrationWorkItem workItem, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(workItem);
+        Episode ep = (Episode)workItem.BackendState!;
+        foreach (TaskMessage m in ep.LocalActivities)
+        {
+            this.EnqueueLocalActivity(m);
+        }
+
+        ep.LocalActivities.Clear();
+        var rows = new List<OutboxRow>(ep.Leftover);
+        if (ep.CommittedOutbox is { } committed)
+        {
+            rows.Add(committed);
+        }
+
+        if (rows.Count == 0)
+        {
+            return;
+        }
+
+        var messages = rows.SelectMany(r => r.Messages).ToList();
+        await Parallel.ForEachAsync(
+            messages,
+            new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken },
+            async (m, ct) =>
+            {
+                if (m.Event is ExecutionStartedEvent started && m.InstanceId != workItem.InstanceId
+                    && !await this.EnsureSubOrchestrationInstanceAsync(started, ct).ConfigureAwait(false))
+                {
+                    return;
+                }
+
+                await this.EnqueueControlAsync(m, ct).ConfigureAwait(false);
+            }).ConfigureAwait(false);
+
+        string pk = StorageNames.EscapeKey(workItem.InstanceId);
+        try
+        {
+            await this.historyTable.SubmitTransactionAsync(
+                rows.Select(r => new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(pk, r.RowKey), ETag.All)),
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            foreach (OutboxRow r in rows)
+            {
+                await this.historyTable.DeleteEntityAsync(pk, r.RowKey, ETag.All, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        ep.Leftover.Clear();
+        ep.CommittedOutbox = null;
+    }
+
+    /// <inheritdoc/>
+    public async Task ReleaseOrchestrationWorkItemAsync(OrchestrationWorkItem workItem, IReadOnlyCollection<string> consumedMessageIds, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(workItem);
+        ArgumentNullException.ThrowIfNull(consumedMessageIds);
+        Episode ep = (Episode)workItem.BackendState!;
+        var consumed = new HashSet<string>(consumedMessageIds, StringComparer.Ordinal);
+        var done = ep.Snapshot.Where(h => consumed.Contains(h.Message.MessageId)).ToList();
+        await Task.WhenAll(done.Where(h => h.QueueMessageId is not null).Select(h => this.DeleteHeldAsync(h, cancellationToken))).ConfigureAwait(false);
+        bool terminal = ep.State.Status is { } s && s.IsTerminal();
+        if (terminal)
+        {
+            this.cache.Remove(workItem.InstanceId);
+        }
+
+        if (!ep.Committed && ep.FromStorage && terminal)
+        {
+            await this.RepairInstanceRowAsync(workItem.InstanceId, ep.State, cancellationToken).ConfigureAwait(false);
+        }
+
+        lock (this.gate)
+        {
+            foreach (HeldMessage h in done)
+            {
+                ep.Session.Messages.Remove(h);
+            }
+        }
+
+        this.Unlock(ep.Session, ep.Token, ep.Snapshot, requeue: false);
+    }
+
+    /// <inheritdoc/>
+    public async Task AbandonOrchestrationWorkItemAsync(OrchestrationWorkItem workItem, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(workItem);
+        Episode ep = (Episode)workItem.BackendState!;
+        this.cache.Remove(workItem.InstanceId);
+        var queued = ep.Snapshot.Where(h => h.QueueMessageId is not null).ToList();
+        lock (this.gate)
+        {
+            // Queue messages go back to the queue (their dequeue count grows, so a message that
+            // always fails ends in the poison queue); in-memory results stay, a bounded number of times.
+            foreach (HeldMessage h in queued)
+            {
+                ep.Session.Messages.Remove(h);
+            }
+
+            if (ep.Session.Messages.Count > 0 && ++ep.Session.InMemoryAbandons > this.options.MaxDequeueCount)
+            {
+                ep.Session.Messages.Clear();
+            }
+        }
+
+        this.Unlock(ep.Session, ep.Token, [], requeue: true);
+        await Task.WhenAll(queued.Select(h => this.MakeVisibleAsync(h, cancellationToken))).ConfigureAwait(false);
+        this.orchestrationSignal.Set();
+    }
+
+    /// <inheritdoc/>
+    public async Task<ActivityWorkItem?> LockNextActivityWorkItemAsync(TimeSpan lockTimeout, CancellationToken cancellationToken)
+    {
+        this.ThrowIfDisposed();
+        if (this.localActivities.TryDequeue(out TaskMessage? local))
+        {
+            return new ActivityWorkItem
+            {
+                MessageId = local.MessageId,
+                InstanceId = local.InstanceId,
+                ExecutionId = local.ExecutionId!,
+                Event = (TaskScheduledEvent)local.Event,
+                LockToken = NewToken(),
+                DequeueCount = 1,
+                BackendState = new LocalActivity { Message = local },
+            };
+        }
+
+        if (Volatile.Read(ref this.created) == 0 || !this.workItemBackoff.Due)
+        {
+            return null;
+        }
+
+        QueueMessage[] received = (await this.workItemQueue.ReceiveMessagesAsync(1, VisibilityFor(lockTimeout), cancellationToken).ConfigureAwait(false)).Value;
+        if (received.Length == 0)
+        {
+            this.workItemBackoff.Idle();
+            return null;
+        }
+
+        this.workItemBackoff.Reset();
+        QueueMessage qm = received[0];
+        string body = qm.Body.ToString();
+        (TaskMessage? m, string? blob, string? error) = await this.TryDecodeAsync(body, cancellationToken).ConfigureAwait(false);
+        if (m is not { Event: TaskScheduledEvent } || m.ExecutionId is null)
+        {
+            await this.PoisonAsync(this.workItemQueue, qm, body, error ?? "an activity work item must carry a TaskScheduled event and an execution id", cancellationToken).ConfigureAwait(false);
+            return null;
+        }
+
+        if (qm.DequeueCount > this.options.MaxDequeueCount)
+        {
+            await this.PoisonAsync(this.workItemQueue, qm, body, $"dequeued {qm.DequeueCount} times, more than MaxDequeueCount ({this.options.MaxDequeueCount})", cancellationToken).ConfigureAwait(false);
+            return null;
+        }
+
+        return new ActivityWorkItem
+        {
+            MessageId = m.MessageId,
+            InstanceId = m.InstanceId,
+            ExecutionId = m.ExecutionId,
+            Event = (TaskScheduledEvent)m.Event,
+            LockToken = qm.PopReceipt,
+            DequeueCount = (int)qm.DequeueCount,
+            BackendState = new QueuedActivity { QueueMessageId = qm.MessageId, PopReceipt = qm.PopReceipt, BlobPath = blob },
+        };
+    }
+
+    /// <inheritdoc/>
+    public async Task RenewActivityWorkItemLockAsync(ActivityWorkItem workItem, TimeSpan lockTimeout, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(workItem);
+        if (workItem.BackendState is QueuedActivity q)
+        {
+            UpdateReceipt r = (await this.workItemQueue.UpdateMessageAsync(q.QueueMessageId, q.PopReceipt, visibilityTimeout: VisibilityFor(lockTimeout), cancellationToken: cancellationToken).ConfigureAwait(false)).Value;
+            q.PopReceipt = r.PopReceipt;
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task CompleteActivityWorkItemAsync(ActivityWorkItem workItem, TaskMessage result, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(workItem);
+        ArgumentNullException.ThrowIfNull(result);
+        if (workItem.BackendState is QueuedActivity q)
+        {
+            // Deliver first: if the process dies in between, the item runs again (at-least-once).
+            await this.DeliverResultAsync(result, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await this.workItemQueue.DeleteMessageAsync(q.QueueMessageId, q.PopReceipt, cancellationToken).ConfigureAwait(false);
+            }
+            catch (RequestFailedException ex) when (ex.Status == 404)
+            {
+                // The lock was lost and the item redelivered; its duplicate result is dropped by the engine.
+            }
+
+            if (q.BlobPath is not null)
+            {
+                await this.payloads.DeleteAsync(q.BlobPath, cancellationToken).ConfigureAwait(false);
+            }
+
+            return;
+        }
+
+        this.localActivityIds.TryRemove(workItem.MessageId, out _);
+        await this.DeliverResultAsync(result, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async Task AbandonActivityWorkItemAsync(ActivityWorkItem workItem, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(workItem);
+        switch (workItem.BackendState)
+        {
+            case QueuedActivity q:
+                await this.workItemQueue.UpdateMessageAsync(q.QueueMessageId, q.PopReceipt, visibilityTimeout: TimeSpan.Zero, cancellationToken: cancellationToken).ConfigureAwait(false);
+                break;
+            case LocalActivity l:
+                this.localActivities.Enqueue(l.Message);
+                break;
+        }
+
+        this.activitySignal.Set();
+    }
+
+    /// <inheritdoc/>
+    public Task WaitForWorkAsync(WorkItemKind kind, TimeSpan timeout, CancellationToken cancellationToken) =>
+        (kind == WorkItemKind.Orchestration ? this.orchestrationSignal : this.activitySignal).WaitAsync(timeout, cancellationToken);
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref this.disposed, 1) != 0)
+        {
+            return;
+        }
+
+        await this.leases.DisposeAsync().ConfigureAwait(false);
+        await Task.WhenAll(this.background.Keys).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        this.pollGate.Dispose();
+    }
+
+    // ---------------------------------------------------------------- fetching
+
+    /// <summary>
+    /// Unlocks sessions whose episode held the lock past its timeout without releasing it (the
+    /// episode died after its commit, or hangs): their messages are offered again, with the history
+    /// re-read from storage so an outbox left undispatched is found.
+    /// </summary>
+    private void ExpireLapsedLocks()
+    {
+        DateTimeOffset now = this.time.GetUtcNow();
+        List<string>? expired = null;
+        lock (this.gate)
+        {
+            foreach (InstanceSession s in this.sessions.Values)
+            {
+                if (s.Locked && s.LockedUntil <= now)
+                {
+                    s.Locked = false;
+                    s.Token = null;
+                    (expired ??= []).Add(s.InstanceId);
+                    this.MarkReady(s);
+                }
+            }
+        }
+
+        foreach (string id in expired ?? [])
+        {
+            this.cache.Remove(id);
+        }
+    }
+
+    private (InstanceSession, HashSet<HeldMessage>, string)? TakeReady(TimeSpan lockTimeout)
+    {
+        lock (this.gate)
+        {
+            List<InstanceSession>? waiting = null;
+            try
+            {
+                while (this.ready.Count > 0)
+                {
+                    InstanceSession s = this.ready.Dequeue();
+                    s.Queued = false;
+                    if (s.Locked || s.Messages.Count == 0 || !this.sessions.TryGetValue(s.InstanceId, out InstanceSession? current) || current != s)
+                    {
+                        continue;
+                    }
+
+                    if (!this.leases.IsConsumable(s.Partition))
+                    {
+                        // The lease is near expiry (a slow renewal) but not lost: keep the session
+                        // for when it is renewed. A lost partition's sessions are removed on loss.
+                        (waiting ??= []).Add(s);
+                        continue;
+                    }
+
+                    s.Locked = true;
+                    s.Token = NewToken();
+                    s.LockedUntil = this.time.GetUtcNow() + lockTimeout;
+                    return (s, [.. s.Messages], s.Token);
+                }
+            }
+            finally
+            {
+                foreach (InstanceSession s in waiting ?? [])
+                {
+                    this.MarkReady(s);
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private async Task<bool> PollAsync(TimeSpan lockTimeout, CancellationToken cancellationToken)
+    {
+        if (!await this.pollGate.WaitAsync(0, cancellationToken).ConfigureAwait(false))
+        {
+            return false;
+        }
+
+        try
+        {
+            var partitions = this.leases.ConsumablePartitions().Where(p => this.partitionBackoff[p].Due).ToList();
+            if (partitions.Count == 0)
+            {
+                return false;
+            }
+
+            TimeSpan visibility = VisibilityFor(lockTimeout);
+            QueueMessage[][] results = await Task.WhenAll(partitions.Select(async p =>
+                (await this.controlQueues[p].ReceiveMessagesAsync(MaxMessagesPerFetch, visibility, cancellationToken).ConfigureAwait(false)).Value)).ConfigureAwait(false);
+            bool any = false;
+            for (int i = 0; i < partitions.Count; i++)
+            {
+                int p = partitions[i];
+                if (results[i].Length == 0)
+                {
+                    this.partitionBackoff[p].Idle();
+                    continue;
+                }
+
+                this.partitionBackoff[p].Reset();
+                any = true;
+                await this.HandleFetchedAsync(p, results[i], cancellationToken).ConfigureAwait(false);
+            }
+
+            return any;
+        }
+        finally
+        {
+            this.pollGate.Release();
+        }
+    }
+
+    private async Task HandleFetchedAsync(int partition, QueueMessage[] fetched, CancellationToken cancellationToken)
+    {
+        QueueClient queue = this.controlQueues[partition];
+        DateTimeOffset now = this.time.GetUtcNow();
+        foreach (QueueMessage qm in fetched)
+        {
+            string body = qm.Body.ToString();
+            (TaskMessage? m, string? blob, string? error) = await this.TryDecodeAsync(body, cancellationToken).ConfigureAwait(false);
+            if (m is null)
+            {
+                string reason = $"unreadable message: {error}";
+                await this.PoisonAsync(queue, qm, body, reason, cancellationToken).ConfigureAwait(false);
+                if (TryReadProperty(body, "instanceId") is { } target)
+                {
+                    await this.FailInstanceAsync(target, qm.MessageId, TryReadProperty(body, "messageId"), reason, cancellationToken).ConfigureAwait(false);
+                }
+
+                continue;
+            }
+
+            bool alreadyHeld = false;
+            lock (this.gate)
+            {
+                if (this.sessions.TryGetValue(m.InstanceId, out InstanceSession? s) && s.Messages.FirstOrDefault(h => h.QueueMessageId == qm.MessageId) is { } held)
+                {
+                    // Its visibility ran out while it waited here: keep one copy, with the new receipt.
+                    held.PopReceipt = qm.PopReceipt;
+                    alreadyHeld = true;
+                    this.MarkReady(s);
+                }
+            }
+
+            if (alreadyHeld)
+            {
+                continue;
+            }
+
+            if (qm.DequeueCount > this.options.MaxDequeueCount)
+            {
+                string reason = $"dequeued {qm.DequeueCount} times, more than MaxDequeueCount ({this.options.MaxDequeueCount})";
+                await this.PoisonAsync(queue, qm, body, reason, cancellationToken).ConfigureAwait(false);
+                await this.FailInstanceAsync(m.InstanceId, qm.MessageId, m.MessageId, reason, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            if (m.VisibleAt is { } visibleAt && visibleAt > now)
+            {
+                // A timer further out than the queue can hide a message, or an early delivery: hide it again.
+                await queue.SendMessageAsync(body, VisibilityFor(visibleAt - now, this.options.MaxMessageVisibilityDelay), TimeSpan.FromSeconds(-1), cancellationToken).ConfigureAwait(false);
+                await DeleteQuietlyAsync(queue, qm.MessageId, qm.PopReceipt, cancellationToken).ConfigureAwait(false);
+                Interlocked.Increment(ref this.deferredRequeues);
+                continue;
+            }
+
+            lock (this.gate)
+            {
+                InstanceSession s = this.GetOrAddSession(m.InstanceId);
+                s.Messages.Add(new HeldMessage { Message = m, Partition = partition, QueueMessageId = qm.MessageId, PopReceipt = qm.PopReceipt, BlobPath = blob });
+                this.MarkReady(s);
+            }
+        }
+    }
+
+    private async Task<OrchestrationWorkItem?> BuildWorkItemAsync(InstanceSession session, HashSet<HeldMessage> snapshot, string token, CancellationToken cancellationToken)
+    {
+        string id = session.InstanceId;
+        bool fromStorage = false;
+        List<OutboxRow> leftover = [];
+        if (!this.cache.TryGet(id, out HistoryState state))
+        {
+            (state, leftover) = await this.LoadAsync(id, cancellationToken).ConfigureAwait(false);
+            fromStorage = true;
+        }
+
+        var starts = snapshot.Select(h => h.Message.Event).OfType<ExecutionStartedEvent>().ToList();
+        if (state.ExecutionId is null && starts.Count == 0)
+        {
+            NullableResponse<TableEntity> row = await this.instancesTable.GetEntityIfExistsAsync<TableEntity>(StorageNames.EscapeKey(id), InstanceRowKey, ["Status"], cancellationToken).ConfigureAwait(false);
+            if (row.HasValue)
+            {
+                // Messages that arrived before a delayed start: hide them until the start is due
+                // (fresh copies, so waiting does not count towards the poison threshold).
+                DateTimeOffset now = this.time.GetUtcNow();
+                DateTimeOffset? due = row.Value!.GetDateTimeOffset("ScheduledStartTime");
+                TimeSpan delay = due is { } d && d > now ? d - now : TimeSpan.FromSeconds(1);
+                var early = snapshot.Where(h => h.QueueMessageId is not null).ToList();
+                foreach (HeldMessage h in early)
+                {
+                    string body = await this.EncodeAsync(h.Message, cancellationToken).ConfigureAwait(false);
+                    await this.controlQueues[h.Partition].SendMessageAsync(body, VisibilityFor(delay, this.options.MaxMessageVisibilityDelay), TimeSpan.FromSeconds(-1), cancellationToken).ConfigureAwait(false);
+                    await DeleteQuietlyAsync(this.controlQueues[h.Partition], h.QueueMessageId!, h.PopReceipt!, cancellationToken).ConfigureAwait(false);
+                }
+
+                lock (this.gate)
+                {
+                    foreach (HeldMessage h in early)
+                    {
+                        session.Messages.Remove(h);
+                    }
+                }
+
+                this.Unlock(session, token, snapshot, requeue: false);
+                return null;
+            }
+            else
+            {
+                // Purged, or never created: nothing will ever read these messages.
+                foreach (HeldMessage h in snapshot)
+                {
+                    AzureLog.UnknownInstanceMessageDropped(this.logger, h.QueueMessageId ?? h.Message.MessageId, id);
+                }
+
+                await Task.WhenAll(snapshot.Where(h => h.QueueMessageId is not null).Select(h => this.DeleteHeldAsync(h, cancellationToken))).ConfigureAwait(false);
+                lock (this.gate)
+                {
+                    foreach (HeldMessage h in snapshot)
+                    {
+                        session.Messages.Remove(h);
+                    }
+                }
+
+                this.Unlock(session, token, snapshot, requeue: false);
+                return null;
+            }
+        }
+
+        IReadOnlyList<HistoryEvent> presented = state.Events;
+        if (state.Status is { } status && status.IsTerminal() && starts.Any(s => s.ExecutionId != state.ExecutionId))
+        {
+            // The instance finished and was created again under the same id: a fresh history.
+            presented = [];
+        }
+        else if (fromStorage)
+        {
+            this.RedispatchActivities(id, state);
+        }
+
+        var ep = new Episode { Session = session, Token = token, Snapshot = snapshot, State = state, FromStorage = fromStorage, Leftover = leftover };
+        return new OrchestrationWorkItem
+        {
+            InstanceId = id,
+            LockToken = token,
+            History = presented,
+            Messages = session.Messages.Where(snapshot.Contains).Select(h => h.Message).ToList(),
+            BackendState = ep,
+        };
+    }
+
+    private async Task<(HistoryState State, List<OutboxRow> Outbox)> LoadAsync(string instanceId, CancellationToken cancellationToken)
+    {
+        string pk = StorageNames.EscapeKey(instanceId);
+        NullableResponse<TableEntity> sentinelResponse = await this.historyTable.GetEntityIfExistsAsync<TableEntity>(pk, SentinelKey, cancellationToken: cancellationToken).ConfigureAwait(false);
+        if (!sentinelResponse.HasValue)
+        {
+            return (new HistoryState { Events = [] }, []);
+        }
+
+        TableEntity sentinel = sentinelResponse.Value!;
+        string exec = sentinel.GetString("Exec") ?? string.Empty;
+        string q = Quote(pk);
+        string e = Quote(exec);
+        string filter = $"PartitionKey eq '{q}' and ((RowKey ge 'h{e}-' and RowKey lt 'h{e}.') or (RowKey ge 'o' and RowKey lt 'p'))";
+        var chunks = new SortedList<string, TableEntity>(StringComparer.Ordinal);
+        var outboxRows = new List<TableEntity>();
+        await foreach (TableEntity row in this.historyTable.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            if (row.RowKey.StartsWith('o'))
+            {
+                outboxRows.Add(row);
+            }
+            else if (row.RowKey.Length == exec.Length + 12)
+            {
+                chunks.Add(row.RowKey, row);
+            }
+        }
+
+        var events = new List<HistoryEvent>();
+        foreach (TableEntity chunk in chunks.Values)
+        {
+            string json = await this.payloads.GetLargeAsync(chunk, "D", cancellationToken).ConfigureAwait(false) ?? "[]";
+            events.AddRange(HistorySerializer.DeserializeHistory(json));
+        }
+
+        var outbox = new List<OutboxRow>();
+        foreach (TableEntity row in outboxRows)
+        {
+            string json = await this.payloads.GetLargeAsync(row, "M", cancellationToken).ConfigureAwait(false) ?? "[]";
+            outbox.Add(new OutboxRow(row.RowKey, DeserializeMessages(json)));
+        }
+
+        var state = new HistoryState
+        {
+            ExecutionId = exec,
+            NextSeq = sentinel.GetInt32("NextSeq") ?? chunks.Count,
+            ETag = sentinel.ETag,
+            Events = events,
+            Status = Enum.TryParse(sentinel.GetString("Status"), out OrchestrationRuntimeStatus s) ? s : null,
+            CustomStatusHash = sentinel.GetString("CustomHash"),
+        };
+        return (state, outbox);
+    }
+
+    private void RedispatchActivities(string instanceId, HistoryState state)
+    {
+        if (state.ExecutionId is null)
+        {
+            return;
+        }
+
+        var done = new HashSet<int>();
+        foreach (HistoryEvent e in state.Events)
+        {
+            switch (e)
+            {
+                case TaskCompletedEvent c: done.Add(c.TaskScheduledId); break;
+                case TaskFailedEvent f: done.Add(f.TaskScheduledId); break;
+            }
+        }
+
+        HashSet<string> heldIds;
+        lock (this.gate)
+        {
+            heldIds = this.sessions.TryGetValue(instanceId, out InstanceSession? s) ? s.Messages.Select(h => h.Message.MessageId).ToHashSet(StringComparer.Ordinal) : [];
+        }
+
+        int n = 0;
+        foreach (TaskScheduledEvent t in state.Events.OfType<TaskScheduledEvent>())
+        {
+            if (done.Contains(t.EventId) || heldIds.Contains($"{instanceId}|{state.ExecutionId}|result|{t.EventId}"))
+            {
+                continue;
+            }
+
+            // The id format of TaskMessage.ActivityId, so a re-dispatch is recognised as the same work item.
+            if (this.EnqueueLocalActivity(new TaskMessage { MessageId = $"{instanceId}|{state.ExecutionId}|task|{t.EventId}", InstanceId = instanceId, ExecutionId = state.ExecutionId, Event = t }))
+            {
+                n++;
+            }
+        }
+
+        if (n > 0)
+        {
+            AzureLog.ActivitiesRedispatched(this.logger, instanceId, n);
+        }
+    }
+
+    // ---------------------------------------------------------------- sessions
+
+    private InstanceSession GetOrAddSession(string instanceId)
+    {
+        if (!this.sessions.TryGetValue(instanceId, out InstanceSession? s))
+        {
+            s = new InstanceSession(instanceId, this.PartitionOf(instanceId));
+            this.sessions[instanceId] = s;
+        }
+
+        return s;
+    }
+
+    private void MarkReady(InstanceSession s)
+    {
+        if (!s.Locked && !s.Queued && s.Messages.Count > 0)
+        {
+            s.Queued = true;
+            this.ready.Enqueue(s);
+        }
+    }
+
+    /// <summary>Unlocks a session; it is queued again if messages arrived that the episode did not see (or when asked).</summary>
+    private void Unlock(InstanceSession s, string token, HashSet<HeldMessage> seen, bool requeue)
+    {
+        bool signal = false;
+        List<HeldMessage>? evicted = null;
+        lock (this.gate)
+        {
+            if (s.Token != token)
+            {
+                // The lock lapsed and another episode holds the session now; it unlocks it.
+                return;
+            }
+
+            s.Locked = false;
+            s.Token = null;
+            if (!this.leases.IsConsumable(s.Partition))
+            {
+                evicted = [.. s.Messages];
+                s.Messages.Clear();
+            }
+
+            if (s.Messages.Count == 0)
+            {
+                if (this.sessions.TryGetValue(s.InstanceId, out InstanceSession? current) && current == s)
+                {
+                    this.sessions.Remove(s.InstanceId);
+                }
+            }
+            else if (requeue || s.Messages.Any(h => !seen.Contains(h)))
+            {
+                this.MarkReady(s);
+                signal = true;
+            }
+        }
+
+        if (evicted is { Count: > 0 })
+        {
+            this.cache.Remove(s.InstanceId);
+            this.HandOver(evicted);
+        }
+
+        if (signal)
+        {
+            this.orchestrationSignal.Set();
+        }
+    }
+
+    private void LoseLock(Episode ep)
+    {
+        // Someone else wrote the instance: forget what we knew and offer the messages again; the
+        // next episode re-reads the history and the engine drops what is now a duplicate. If the
+        // partition is gone, unlocking hands the messages over.
+        this.cache.Remove(ep.Session.InstanceId);
+        this.Unlock(ep.Session, ep.Token, ep.Snapshot, requeue: true);
+    }
+
+    private void OnPartitionsLost(IReadOnlyList<int> partitions)
+    {
+        var lost = partitions.ToHashSet();
+        var handOver = new List<HeldMessage>();
+        lock (this.gate)
+        {
+            foreach (InstanceSession s in this.sessions.Values.Where(s => lost.Contains(s.Partition) && !s.Locked).ToList())
+            {
+                handOver.AddRange(s.Messages);
+                s.Messages.Clear();
+                this.sessions.Remove(s.InstanceId);
+            }
+        }
+
+        this.cache.RemoveWhere(id => lost.Contains(this.PartitionOf(id)));
+        this.HandOver(handOver);
+    }
+
+    /// <summary>Gives messages of a partition this worker no longer owns to the next owner.</summary>
+    private void HandOver(List<HeldMessage> messages)
+    {
+        if (messages.Count == 0)
+        {
+            return;
+        }
+
+        this.RunInBackground("hand over messages of a lost partition", async () =>
+        {
+            foreach (HeldMessage h in messages)
+            {
+                if (h.QueueMessageId is null)
+                {
+                    await this.EnqueueControlAsync(h.Message, CancellationToken.None).ConfigureAwait(false);
+                }
+                else
+                {
+                    await this.MakeVisibleAsync(h, CancellationToken.None).ConfigureAwait(false);
+                }
+            }
+        });
+    }
+
+    private async Task OnPartitionsAcquiredAsync(IReadOnlyList<int> partitions)
+    {
+        foreach (int p in partitions)
+        {
+            this.partitionBackoff[p].Reset();
+        }
+
+        this.orchestrationSignal.Set();
+
+        // Instances whose activities ran in a worker that is gone, or whose outbox was not dispatched,
+        // have no queue message to wake them: find them by their sentinels and outbox rows.
+        string parts = string.Join(" or ", partitions.Select(p => $"Partition eq {p}"));
+        string filter = $"(({parts}) and ((RowKey eq '{SentinelKey}' and (PendingActivities gt 0 or RowPending eq true)) or (RowKey ge 'o' and RowKey lt 'p')))";
+        this.RunInBackground("recover instances of acquired partitions", async () =>
+        {
+            var ids = new HashSet<string>(StringComparer.Ordinal);
+            await foreach (TableEntity e in this.historyTable.QueryAsync<TableEntity>(filter, select: ["InstanceId"]).ConfigureAwait(false))
+            {
+                if (e.GetString("InstanceId") is { } id)
+                {
+                    ids.Add(id);
+                }
+            }
+
+            foreach (string id in ids)
+            {
+                await this.RecoverInstanceAsync(id, CancellationToken.None).ConfigureAwait(false);
+            }
+        });
+        await Task.CompletedTask.ConfigureAwait(false);
+    }
+
+    private async Task RecoverInstanceAsync(string instanceId, CancellationToken cancellationToken)
+    {
+        InstanceSession session;
+        string token;
+        lock (this.gate)
+        {
+            session = this.GetOrAddSession(instanceId);
+            if (session.Locked || !this.leases.IsConsumable(session.Partition))
+            {
+                return;
+            }
+
+            session.Locked = true;
+            session.LockedUntil = this.time.GetUtcNow() + TimeSpan.FromMinutes(1);
+            token = session.Token = NewToken();
+        }
+
+        try
+        {
+            (HistoryState state, List<OutboxRow> leftover) = await this.LoadAsync(instanceId, cancellationToken).ConfigureAwait(false);
+            this.RedispatchActivities(instanceId, state);
+            if (state.Status is { } s && !s.IsTerminal())
+            {
+                this.cache.Set(instanceId, state);
+            }
+            else if (state.Status is not null && state.ETag is { } etag)
+            {
+                await this.RepairInstanceRowAsync(instanceId, state, cancellationToken).ConfigureAwait(false);
+                await this.ClearRowPendingAsync(StorageNames.EscapeKey(instanceId), etag, cancellationToken).ConfigureAwait(false);
+            }
+
+            var ep = new Episode { Session = session, Token = token, Snapshot = [], State = state, FromStorage = true, Leftover = leftover };
+            var item = new OrchestrationWorkItem { InstanceId = instanceId, LockToken = token, History = state.Events, Messages = [], BackendState = ep };
+            await this.DispatchOutboxAsync(item, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            this.Unlock(session, token, [], requeue: false);
+        }
+    }
+
+    // ---------------------------------------------------------------- activities
+
+    private bool EnqueueLocalActivity(TaskMessage m)
+    {
+        if (!this.localActivityIds.TryAdd(m.MessageId, 0))
+        {
+            return false;
+        }
+
+        this.localActivities.Enqueue(m);
+        this.activitySignal.Set();
+        return true;
+    }
+
+    private async Task DeliverResultAsync(TaskMessage result, CancellationToken cancellationToken)
+    {
+        int p = this.PartitionOf(result.InstanceId);
+        if (this.leases.IsConsumable(p))
+        {
+            lock (this.gate)
+            {
+                InstanceSession s = this.GetOrAddSession(result.InstanceId);
+                if (!s.Messages.Any(h => h.Message.MessageId == result.MessageId))
+                {
+                    s.Messages.Add(new HeldMessage { Message = result, Partition = p });
+                }
+
+                this.MarkReady(s);
+            }
+
+            this.orchestrationSignal.Set();
+            return;
+        }
+
+        // Another worker owns the instance now: send the result through its control queue.
+        await this.EnqueueControlAsync(result, cancellationToken).ConfigureAwait(false);
+    }
+
+    // ---------------------------------------------------------------- queues and messages
+
+    private async Task EnqueueControlAsync(TaskMessage m, CancellationToken cancellationToken)
+    {
+        int p = this.PartitionOf(m.InstanceId);
+        string body = await this.EncodeAsync(m, cancellationToken).ConfigureAwait(false);
+        TimeSpan delay = m.VisibleAt is { } at ? at - this.time.GetUtcNow() : TimeSpan.Zero;
+        TimeSpan visibility = VisibilityFor(delay, this.options.MaxMessageVisibilityDelay);
+        await this.controlQueues[p].SendMessageAsync(body, visibility, TimeSpan.FromSeconds(-1), cancellationToken).ConfigureAwait(false);
+        if (visibility == TimeSpan.Zero)
+        {
+            this.partitionBackoff[p].Reset();
+            this.orchestrationSignal.Set();
+        }
+    }
+
+    private async Task<string> EncodeAsync(TaskMessage m, CancellationToken cancellationToken)
+    {
+        string json = HistorySerializer.Serialize(m);
+        if (Encoding.UTF8.GetByteCount(json) <= PayloadStore.MaxQueueMessageBytes)
+        {
+            return json;
+        }
+
+        string path = $"messages/{StorageNames.EscapeKey(m.InstanceId)}/{StorageNames.EscapeKey(m.MessageId)}";
+        await this.payloads.UploadAsync(path, json, cancellationToken).ConfigureAwait(false);
+        return JsonSerializer.Serialize(new Dictionary<string, string> { ["$blob"] = path, ["instanceId"] = m.InstanceId, ["messageId"] = m.MessageId });
+    }
+
+    private async Task<(TaskMessage? Message, string? BlobPath, string? Error)> TryDecodeAsync(string body, CancellationToken cancellationToken)
+    {
+        string? blob = null;
+        try
+        {
+            string json = body;
+            if (body.StartsWith("{\"$blob\"", StringComparison.Ordinal))
+            {
+                blob = TryReadProperty(body, "$blob") ?? throw new JsonException("the blob reference is empty");
+                json = await this.payloads.DownloadAsync(blob, cancellationToken).ConfigureAwait(false);
+            }
+
+            TaskMessage m = HistorySerializer.DeserializeMessage(json);
+            if (m.Event is null || string.IsNullOrEmpty(m.InstanceId) || string.IsNullOrEmpty(m.MessageId))
+            {
+                throw new JsonException("a task message needs an instance id, a message id and an event");
+            }
+
+            return (m, blob, null);
+        }
+        catch (Exception ex) when (ex is JsonException or NotSupportedException or InvalidOperationException or FormatException or RequestFailedException)
+        {
+            return (null, blob, FirstLine(ex.Message));
+        }
+    }
+
+    private async Task PoisonAsync(QueueClient source, QueueMessage qm, string body, string reason, CancellationToken cancellationToken)
+    {
+        var record = new Dictionary<string, object?>
+        {
+            ["reason"] = reason,
+            ["queue"] = source.Name,
+            ["queueMessageId"] = qm.MessageId,
+            ["dequeueCount"] = qm.DequeueCount,
+            ["insertedOn"] = qm.InsertedOn,
+        };
+        if (Encoding.UTF8.GetByteCount(body) > PayloadStore.MaxQueueMessageBytes - 4096)
+        {
+            string path = $"poison/{StorageNames.EscapeKey(qm.MessageId)}";
+            await this.payloads.UploadAsync(path, body, cancellationToken).ConfigureAwait(false);
+            record["bodyBlob"] = path;
+        }
+        else
+        {
+            record["body"] = body;
+        }
+
+        await this.poisonQueue.SendMessageAsync(JsonSerializer.Serialize(record), null, TimeSpan.FromSeconds(-1), cancellationToken).ConfigureAwait(false);
+        await DeleteQuietlyAsync(source, qm.MessageId, qm.PopReceipt, cancellationToken).ConfigureAwait(false);
+        AzureLog.MessagePoisoned(this.logger, qm.MessageId, source.Name, reason);
+    }
+
+    /// <summary>Fails a running instance because one of its messages is poison: a Failed checkpoint naming the message.</summary>
+    private async Task FailInstanceAsync(string instanceId, string queueMessageId, string? messageId, string reason, CancellationToken cancellationToken)
+    {
+        var failure = new TaskFailureDetails(
+            "Orchestrator.Durable.PoisonMessage",
+            $"Message '{messageId ?? "(unreadable)"}' (queue message {queueMessageId}) could not be processed and was moved to the poison queue '{this.names.PoisonQueue}': {reason}.",
+            IsNonRetriable: true);
+        InstanceSession session;
+        string token;
+        lock (this.gate)
+        {
+            session = this.GetOrAddSession(instanceId);
+            if (session.Locked)
+            {
+                return;
+            }
+
+            session.Locked = true;
+            session.LockedUntil = this.time.GetUtcNow() + TimeSpan.FromMinutes(1);
+            token = session.Token = NewToken();
+        }
+
+        try
+        {
+            if (!this.cache.TryGet(instanceId, out HistoryState state))
+            {
+                (state, _) = await this.LoadAsync(instanceId, cancellationToken).ConfigureAwait(false);
+            }
+
+            ExecutionStartedEvent? started = state.Events.OfType<ExecutionStartedEvent>().LastOrDefault();
+            if (state.Status is { } s && s.IsTerminal())
+            {
+                return;
+            }
+
+            DateTimeOffset now = this.time.GetUtcNow();
+            if (started is null)
+            {
+                // Never started: only the instance row records the failure.
+                var row = new TableEntity(StorageNames.EscapeKey(instanceId), InstanceRowKey)
+                {
+                    ["Status"] = nameof(OrchestrationRuntimeStatus.Failed),
+                    ["LastUpdatedAt"] = now,
+                    ["CompletedAt"] = now,
+                };
+                await this.payloads.SetLargeAsync(row, "Failure", HistorySerializer.Serialize(failure), $"instances/{row.PartitionKey}/failure", PayloadStore.MaxPropertyChars, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await this.instancesTable.UpdateEntityAsync(row, ETag.All, TableUpdateMode.Merge, cancellationToken).ConfigureAwait(false);
+                }
+                catch (RequestFailedException ex) when (ex.Status == 404)
+                {
+                    // Unknown instance: the poison queue keeps the message.
+                }
+
+                return;
+            }
+
+            var outbox = new List<TaskMessage>();
+            if (started.Parent is { } parent)
+            {
+                outbox.Add(new TaskMessage
+                {
+                    MessageId = $"{instanceId}|{started.ExecutionId}|subresult",
+                    InstanceId = parent.InstanceId,
+                    ExecutionId = parent.ExecutionId,
+                    Event = new SubOrchestrationInstanceFailedEvent { Timestamp = now, TaskScheduledId = parent.TaskScheduledId, FailureDetails = failure },
+                });
+            }
+
+            var checkpoint = new OrchestrationCheckpoint
+            {
+                NewEvents =
+                [
+                    new OrchestratorStartedEvent { Timestamp = now },
+                    new ExecutionCompletedEvent { Timestamp = now, Status = OrchestrationRuntimeStatus.Failed, FailureDetails = failure },
+                ],
+                Outbox = outbox,
+                State = new InstanceState
+                {
+                    InstanceId = instanceId,
+                    Name = started.Name,
+                    ExecutionId = started.ExecutionId,
+                    Status = OrchestrationRuntimeStatus.Failed,
+                    Input = started.Input,
+                    FailureDetails = failure,
+                    ParentInstanceId = started.Parent?.InstanceId,
+                },
+            };
+            var ep = new Episode { Session = session, Token = token, Snapshot = [], State = state, FromStorage = true };
+            var item = new OrchestrationWorkItem { InstanceId = instanceId, LockToken = token, History = state.Events, Messages = [], BackendState = ep };
+            await this.CommitCheckpointAsync(item, checkpoint, cancellationToken).ConfigureAwait(false);
+            await this.DispatchOutboxAsync(item, cancellationToken).ConfigureAwait(false);
+            this.cache.Remove(instanceId);
+        }
+        catch (WorkItemLockLostException)
+        {
+            // Another worker wrote the instance meanwhile; the poison queue keeps the message.
+            return;
+        }
+        finally
+        {
+            this.Unlock(session, token, [], requeue: false);
+        }
+    }
+
+    private async Task DeleteHeldAsync(HeldMessage h, CancellationToken cancellationToken)
+    {
+        string? receipt;
+        lock (this.gate)
+        {
+            receipt = h.PopReceipt;
+        }
+
+        await DeleteQuietlyAsync(this.controlQueues[h.Partition], h.QueueMessageId!, receipt!, cancellationToken).ConfigureAwait(false);
+        if (h.BlobPath is not null)
+        {
+            await this.payloads.DeleteAsync(h.BlobPath, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task MakeVisibleAsync(HeldMessage h, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await this.controlQueues[h.Partition].UpdateMessageAsync(h.QueueMessageId!, h.PopReceipt!, visibilityTimeout: TimeSpan.Zero, cancellationToken: cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.Status is 404 or 400)
+        {
+            // Deleted or received again meanwhile; nothing to give back.
+        }
+    }
+
+    private static async Task DeleteQuietlyAsync(QueueClient queue, string messageId, string popReceipt, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await queue.DeleteMessageAsync(messageId, popReceipt, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.Status is 404 or 400)
+        {
+            // Already deleted, or received again by someone else (a duplicate the engine drops).
+        }
+    }
+
+    // ---------------------------------------------------------------- instances table
+
+    private async Task<TableEntity> NewInstanceEntityAsync(ExecutionStartedEvent started, CancellationToken cancellationToken)
+    {
+        DateTimeOffset now = this.time.GetUtcNow();
+        string pk = StorageNames.EscapeKey(started.InstanceId);
+        var e = new TableEntity(pk, InstanceRowKey)
+        {
+            ["InstanceId"] = started.InstanceId,
+            ["Name"] = started.Name,
+            ["ExecutionId"] = started.ExecutionId,
+            ["Status"] = nameof(OrchestrationRuntimeStatus.Pending),
+            ["ParentInstanceId"] = started.Parent?.InstanceId ?? string.Empty,
+            ["CreatedAt"] = now,
+            ["LastUpdatedAt"] = now,
+            ["Partition"] = this.PartitionOf(started.InstanceId),
+        };
+        if (started.ScheduledStartTime is { } startAt)
+        {
+            e["ScheduledStartTime"] = startAt;
+        }
+
+        await this.payloads.SetLargeAsync(e, "Input", started.Input, $"instances/{pk}/input", PayloadStore.MaxPropertyChars, cancellationToken).ConfigureAwait(false);
+        await this.payloads.SetLargeAsync(e, "Output", null, string.Empty, PayloadStore.MaxPropertyChars, cancellationToken).ConfigureAwait(false);
+        await this.payloads.SetLargeAsync(e, "CustomStatus", null, string.Empty, PayloadStore.MaxPropertyChars, cancellationToken).ConfigureAwait(false);
+        await this.payloads.SetLargeAsync(e, "Failure", null, string.Empty, PayloadStore.MaxPropertyChars, cancellationToken).ConfigureAwait(false);
+        return e;
+    }
+
+    private async Task WriteInstanceStateAsync(InstanceState state, bool writeInput, CancellationToken cancellationToken)
+    {
+        DateTimeOffset now = this.time.GetUtcNow();
+        string pk = StorageNames.EscapeKey(state.InstanceId);
+        var e = new TableEntity(pk, InstanceRowKey)
+        {
+            ["InstanceId"] = state.InstanceId,
+            ["Name"] = state.Name,
+            ["ExecutionId"] = state.ExecutionId,
+            ["Status"] = state.Status.ToString(),
+            ["ParentInstanceId"] = state.ParentInstanceId ?? string.Empty,
+            ["LastUpdatedAt"] = now,
+        };
+        if (state.Status.IsTerminal())
+        {
+            e["CompletedAt"] = now;
+        }
+
+        if (writeInput)
+        {
+            await this.payloads.SetLargeAsync(e, "Input", state.Input, $"instances/{pk}/input", PayloadStore.MaxPropertyChars, cancellationToken).ConfigureAwait(false);
+        }
+
+        await this.payloads.SetLargeAsync(e, "Output", state.Output, $"instances/{pk}/output", PayloadStore.MaxPropertyChars, cancellationToken).ConfigureAwait(false);
+        await this.payloads.SetLargeAsync(e, "CustomStatus", state.CustomStatus, $"instances/{pk}/customstatus", PayloadStore.MaxPropertyChars, cancellationToken).ConfigureAwait(false);
+        await this.payloads.SetLargeAsync(e, "Failure", state.FailureDetails is null ? null : HistorySerializer.Serialize(state.FailureDetails), $"instances/{pk}/failure", PayloadStore.MaxPropertyChars, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await this.instancesTable.UpdateEntityAsync(e, ETag.All, TableUpdateMode.Merge, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 404)
+        {
+            // Purged meanwhile; the history is authoritative and nothing reads this instance any more.
+        }
+    }
+
+    private async Task ClearRowPendingAsync(string pk, ETag etag, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await this.historyTable.UpdateEntityAsync(new TableEntity(pk, SentinelKey) { ["RowPending"] = false }, etag, TableUpdateMode.Merge, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.Status is 404 or 412)
+        {
+            // Purged or written again meanwhile; whoever wrote it owns the flag.
+        }
+    }
+
+    /// <summary>After a crash between a final checkpoint and its instance-row write, brings the row up to date from history.</summary>
+    private async Task RepairInstanceRowAsync(string instanceId, HistoryState state, CancellationToken cancellationToken)
+    {
+        NullableResponse<TableEntity> row = await this.instancesTable.GetEntityIfExistsAsync<TableEntity>(StorageNames.EscapeKey(instanceId), InstanceRowKey, ["Status", "ExecutionId", "Name"], cancellationToken).ConfigureAwait(false);
+        if (!row.HasValue || ParseStatus(row.Value!) == state.Status || row.Value!.GetString("ExecutionId") != state.ExecutionId)
+        {
+            return;
+        }
+
+        ExecutionCompletedEvent? done = state.Events.OfType<ExecutionCompletedEvent>().LastOrDefault();
+        ExecutionStartedEvent? started = state.Events.OfType<ExecutionStartedEvent>().LastOrDefault();
+        if (done is null || started is null)
+        {
+            return;
+        }
+
+        await this.WriteInstanceStateAsync(
+            new InstanceState
+            {
+                InstanceId = instanceId,
+                Name = started.Name,
+                ExecutionId = started.ExecutionId,
+                Status = done.Status,
+                Input = started.Input,
+                Output = done.Result,
+                FailureDetails = done.FailureDetails,
+                ParentInstanceId = started.Parent?.InstanceId,
+            },
+            writeInput: false,
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Creates the instance a sub-orchestration start targets, or re-creates it over a finished one.
+    /// False when an unfinished instance of another execution holds the id; the parent is told.
+    /// </summary>
+    private async Task<bool> EnsureSubOrchestrationInstanceAsync(ExecutionStartedEvent started, CancellationToken cancellationToken)
+    {
+        string pk = StorageNames.EscapeKey(started.InstanceId);
+        for (int attempt = 0; attempt < 3; attempt++)
+        {
+            NullableResponse<TableEntity> row = await this.instancesTable.GetEntityIfExistsAsync<TableEntity>(pk, InstanceRowKey, ["Status", "ExecutionId"], cancellationToken).ConfigureAwait(false);
+            try
+            {
+                if (!row.HasValue)
+                {
+                    await this.instancesTable.AddEntityAsync(await this.NewInstanceEntityAsync(started, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+                    return true;
+                }
+
+                OrchestrationRuntimeStatus status = ParseStatus(row.Value!);
+                // A re-dispatch of the same start. (An instance's own ContinueAsNew restart never
+                // comes here; a parent's start aimed at an instance between executions is refused.)
+                if (row.Value!.GetString("ExecutionId") == started.ExecutionId)
+                {
+                    return true;
+                }
+
+                if (status.IsTerminal())
+                {
+                    await this.instancesTable.UpdateEntityAsync(await this.NewInstanceEntityAsync(started, cancellationToken).ConfigureAwait(false), row.Value!.ETag, TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false);
+                    return true;
+                }
+
+                if (started.Parent is { } parent)
+                {
+                    await this.EnqueueControlAsync(
+                        new TaskMessage
+                        {
+                            MessageId = $"{parent.InstanceId}|{parent.ExecutionId}|subfail|{parent.TaskScheduledId}",
+                            InstanceId = parent.InstanceId,
+                            ExecutionId = parent.ExecutionId,
+                            Event = new SubOrchestrationInstanceFailedEvent
+                            {
+                                Timestamp = this.time.GetUtcNow(),
+                                TaskScheduledId = parent.TaskScheduledId,
+                                FailureDetails = new TaskFailureDetails(
+                                    typeof(OrchestrationAlreadyExistsException).FullName!,
+                                    $"Sub-orchestration '{started.Name}' could not start: instance '{started.InstanceId}' already exists and is {status}.",
+                                    IsNonRetriable: true),
+                            },
+                        },
+                        cancellationToken).ConfigureAwait(false);
+                }
+
+                return false;
+            }
+            catch (RequestFailedException ex) when (ex.Status is 409 or 412)
+            {
+                // Raced with another writer: look again.
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Deletes a finished instance's rows and blobs; false (nothing deleted) while it has an undispatched outbox.</summary>
+    private async Task<bool> DeleteInstanceDataAsync(string instanceId, ETag instanceETag, CancellationToken cancellationToken)
+    {
+        string pk = StorageNames.EscapeKey(instanceId);
+        var keys = new List<string>();
+        await foreach (TableEntity e in this.historyTable.QueryAsync<TableEntity>($"PartitionKey eq '{Quote(pk)}'", select: ["RowKey"], cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            keys.Add(e.RowKey);
+        }
+
+        if (keys.Any(k => k.StartsWith('o')))
+        {
+            // A worker died between the final checkpoint and its dispatch (e.g. the result for a
+            // parent): purging now would lose those messages.
+            return false;
+        }
+
+        this.cache.Remove(instanceId);
+
+        foreach (string[] batch in keys.Chunk(100))
+        {
+            await this.historyTable.SubmitTransactionAsync(
+                batch.Select(k => new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(pk, k), ETag.All)),
+                cancellationToken).ConfigureAwait(false);
+        }
+
+        await this.payloads.DeleteInstanceBlobsAsync(instanceId, cancellationToken).ConfigureAwait(false);
+
+        // Last, so an interrupted purge can be run again.
+        try
+        {
+            await this.instancesTable.DeleteEntityAsync(pk, InstanceRowKey, instanceETag, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.Status is 404 or 412)
+        {
+            // Deleted or re-created meanwhile.
+        }
+
+        return true;
+    }
+
+    private async Task<OrchestrationMetadata> ToMetadataAsync(TableEntity e, bool withData, CancellationToken cancellationToken)
+    {
+        string? failure = await this.payloads.GetLargeAsync(e, "Failure", cancellationToken).ConfigureAwait(false);
+        string? parent = e.GetString("ParentInstanceId");
+        return new OrchestrationMetadata
+        {
+            InstanceId = e.GetString("InstanceId") ?? e.PartitionKey,
+            Name = e.GetString("Name") ?? string.Empty,
+            ExecutionId = e.GetString("ExecutionId") ?? string.Empty,
+            RuntimeStatus = ParseStatus(e),
+            CreatedAt = e.GetDateTimeOffset("CreatedAt") ?? default,
+            LastUpdatedAt = e.GetDateTimeOffset("LastUpdatedAt") ?? default,
+            CompletedAt = e.GetDateTimeOffset("CompletedAt"),
+            SerializedInput = withData ? await this.payloads.GetLargeAsync(e, "Input", cancellationToken).ConfigureAwait(false) : null,
+            SerializedOutput = withData ? await this.payloads.GetLargeAsync(e, "Output", cancellationToken).ConfigureAwait(false) : null,
+            SerializedCustomStatus = withData ? await this.payloads.GetLargeAsync(e, "CustomStatus", cancellationToken).ConfigureAwait(false) : null,
+            FailureDetails = HistorySerializer.DeserializeFailure(failure),
+            ParentInstanceId = string.IsNullOrEmpty(parent) ? null : parent,
+        };
+    }
+
+    private async Task EnsureHubInfoAsync(CancellationToken cancellationToken)
+    {
+        var info = new TableEntity("hub", "info") { ["PartitionCount"] = this.options.PartitionCount, ["CreatedAt"] = this.time.GetUtcNow() };
+        try
+        {
+            await this.leasesTable.AddEntityAsync(info, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 409)
+        {
+            TableEntity existing = (await this.leasesTable.GetEntityAsync<TableEntity>("hub", "info", cancellationToken: cancellationToken).ConfigureAwait(false)).Value;
+            int recorded = existing.GetInt32("PartitionCount") ?? -1;
+            if (recorded != this.options.PartitionCount)
+            {
+                throw new InvalidOperationException(
+                    $"Task hub '{this.options.TaskHubName}' was created with PartitionCount = {recorded}, but this worker is configured with PartitionCount = {this.options.PartitionCount}. "
+                    + "The partition count of a hub cannot change (instances are placed by it); configure the recorded value or use a new task hub.");
+            }
+        }
+
+        var present = new HashSet<string>(StringComparer.Ordinal);
+        await foreach (TableEntity e in this.leasesTable.QueryAsync<TableEntity>($"PartitionKey eq '{PartitionLeaseManager.LeasePartition}'", select: ["RowKey"], cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            present.Add(e.RowKey);
+        }
+
+        for (int p = 0; p < this.options.PartitionCount; p++)
+        {
+            string key = PartitionLeaseManager.LeaseKey(p);
+            if (present.Contains(key))
+            {
+                continue;
+            }
+
+            try
+            {
+                await this.leasesTable.AddEntityAsync(
+                    new TableEntity(PartitionLeaseManager.LeasePartition, key) { ["Owner"] = string.Empty, ["ExpiresAt"] = new DateTimeOffset(2000, 1, 1, 0, 0, 0, TimeSpan.Zero) },
+                    cancellationToken).ConfigureAwait(false);
+            }
+            catch (RequestFailedException ex) when (ex.Status == 409)
+            {
+                // Another worker created it.
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- helpers
+
+    private T Configure<T>(T clientOptions)
+        where T : ClientOptions
+    {
+        clientOptions.AddPolicy(this.counter, HttpPipelinePosition.PerRetry);
+        clientOptions.Retry.MaxRetries = 3;
+        clientOptions.Retry.Delay = TimeSpan.FromMilliseconds(200);
+        clientOptions.Retry.MaxDelay = TimeSpan.FromSeconds(5);
+        clientOptions.Retry.NetworkTimeout = TimeSpan.FromSeconds(30);
+        return clientOptions;
+    }
+
+    private void RunInBackground(string operation, Func<Task> work)
+    {
+        Task t = Task.Run(async () =>
+        {
+            try
+            {
+                await work().ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                AzureLog.BackgroundOperationFailed(this.logger, ex, operation);
+            }
+        });
+        this.background.TryAdd(t, 0);
+        _ = t.ContinueWith(done => this.background.TryRemove(done, out _), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref this.disposed) != 0, this);
+
+    private static string BuildInstanceFilter(IReadOnlyCollection<OrchestrationRuntimeStatus>? statuses, DateTimeOffset? from, DateTimeOffset? to, string? prefix)
+    {
+        var parts = new List<string>();
+        if (statuses is { Count: > 0 })
+        {
+            parts.Add("(" + string.Join(" or ", statuses.Distinct().Select(s => $"Status eq '{s}'")) + ")");
+        }
+
+        if (from is { } f)
+        {
+            parts.Add(TableClient.CreateQueryFilter($"CreatedAt ge {f}"));
+        }
+
+        if (to is { } t)
+        {
+            parts.Add(TableClient.CreateQueryFilter($"CreatedAt lt {t}"));
+        }
+
+        if (prefix is { Length: > 0 })
+        {
+            parts.Add($"PartitionKey ge '{Quote(StorageNames.EscapeKey(prefix))}'");
+        }
+
+        return parts.Count == 0 ? string.Empty : string.Join(" and ", parts);
+    }
+
+    private static OrchestrationRuntimeStatus ParseStatus(TableEntity e) =>
+        Enum.TryParse(e.GetString("Status"), out OrchestrationRuntimeStatus s) ? s : OrchestrationRuntimeStatus.Pending;
+
+    private static string Quote(string value) => value.Replace("'", "''", StringComparison.Ordinal);
+
+    private static string FirstLine(string message)
+    {
+        int i = message.IndexOf('\n', StringComparison.Ordinal);
+        return (i < 0 ? message : message[..i]).Trim();
+    }
+
+    private static string? TryReadProperty(string json, string name)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty(name, out JsonElement v) && v.ValueKind == JsonValueKind.String
+                ? v.GetString()
+                : null;
+        }
+        catch (JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static string SerializeMessages(IEnumerable<TaskMessage> messages) => "[" + string.Join(",", messages.Select(HistorySerializer.Serialize)) + "]";
+
+    private static List<TaskMessage> DeserializeMessages(string json)
+    {
+        using var doc = JsonDocument.Parse(json);
+        return doc.RootElement.EnumerateArray().Select(e => HistorySerializer.DeserializeMessage(e.GetRawText())).ToList();
+    }
+
+    private static int CountPendingActivities(IEnumerable<HistoryEvent> events)
+    {
+        var pending = new HashSet<int>();
+        foreach (HistoryEvent e in events)
+        {
+            switch (e)
+            {
+                case TaskScheduledEvent t: pending.Add(t.EventId); break;
+                case TaskCompletedEvent c: pending.Remove(c.TaskScheduledId); break;
+                case TaskFailedEvent f: pending.Remove(f.TaskScheduledId); break;
+            }
+        }
+
+        return pending.Count;
+    }
+
+    private static string Hash(string? value) =>
+        value is null ? string.Empty : Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(value)), 0, 12);
+
+    /// <summary>Queue visibility in whole seconds (the service's unit), rounded up, within 0..max.</summary>
+    private static TimeSpan VisibilityFor(TimeSpan delay, TimeSpan max)
+    {
+        if (delay <= TimeSpan.Zero)
+        {
+            return TimeSpan.Zero;
+        }
+
+        double seconds = Math.Ceiling(Math.Min(delay.TotalSeconds, Math.Floor(max.TotalSeconds)));
+        return TimeSpan.FromSeconds(seconds);
+    }
+
+    private static TimeSpan VisibilityFor(TimeSpan lockTimeout) => TimeSpan.FromSeconds(Math.Clamp(Math.Ceiling(lockTimeout.TotalSeconds), 1, 7 * 24 * 3600 - 1));
+
+    private static string NewToken()
+    {
+#pragma warning disable RS0030 // A lock token is not replayed; it only has to be unique.
+        return Guid.NewGuid().ToString("N");
+#pragma warning restore RS0030
+    }
+}
