@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using Orchestrator.Durable;
+using Orchestrator.Durable.Backend;
 using Orchestrator.Durable.Client;
 using Orchestrator.Durable.History;
 using Orchestrator.Durable.Sqlite;
@@ -15,16 +16,9 @@ internal static class DemoCommand
 {
     public static async Task<int> RunAsync(DemoOptions options, HostSettings settings, TextWriter stdout, CancellationToken cancellationToken)
     {
-        string dataSource = options.DataSource ?? settings.DataSource;
-        string? dir = Path.GetDirectoryName(Path.GetFullPath(dataSource));
-        if (dir is not null)
-        {
-            Directory.CreateDirectory(dir);
-        }
-
         var ledger = new PaymentsLedger();
         DurableTaskRegistry registry = Register(new DurableTaskRegistry(), ledger, stdout);
-        await using var backend = new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = dataSource });
+        await using IOrchestrationBackend backend = settings.CreateBackend(options.DataSource);
         await using var worker = new DurableTaskWorker(backend, registry, new DurableTaskWorkerOptions
         {
             MaxConcurrentActivities = settings.MaxConcurrentActivityFunctions,
@@ -33,7 +27,7 @@ internal static class DemoCommand
         var client = new DurableTaskClient(backend, new DurableTaskClientOptions { Registry = registry });
         await worker.StartAsync(cancellationToken).ConfigureAwait(false);
 
-        await stdout.WriteLineAsync($"Embedded SQLite backend: {Path.GetFullPath(dataSource)} (WAL, synchronous=FULL)").ConfigureAwait(false);
+        await stdout.WriteLineAsync(settings.Describe(options.DataSource)).ConfigureAwait(false);
         var request = new RefundRequest("A8472", 47.00m, "customer asked for a refund of a damaged item");
         string instanceId = await client.ScheduleNewOrchestrationInstanceAsync("RefundOrchestration", request, cancellationToken: cancellationToken).ConfigureAwait(false);
         await stdout.WriteLineAsync($"Scheduled RefundOrchestration as instance {instanceId} (durable before this line was printed).").ConfigureAwait(false);
@@ -47,7 +41,7 @@ internal static class DemoCommand
         await stdout.WriteLineAsync($"  | Confirmation needed: {card.Summary,-28}|").ConfigureAwait(false);
         await stdout.WriteLineAsync($"  | order {card.OrderId}, amount {card.Amount:0.00}, expires in 24 h      |").ConfigureAwait(false);
         await stdout.WriteLineAsync("  +--------------------------------------------------+").ConfigureAwait(false);
-        await stdout.WriteLineAsync("  The orchestration is not in memory while it waits: it is a row and a history in SQLite.").ConfigureAwait(false);
+        await stdout.WriteLineAsync("  The orchestration is not in memory while it waits: it is an instance row and a history in the store.").ConfigureAwait(false);
 
         bool approve = options.Approve ?? await AskAsync(stdout).ConfigureAwait(false);
         await client.RaiseEventAsync(instanceId, "approval", approve, cancellationToken).ConfigureAwait(false);

@@ -1,4 +1,7 @@
 using Microsoft.Extensions.Configuration;
+using Orchestrator.Durable.AzureStorage;
+using Orchestrator.Durable.Backend;
+using Orchestrator.Durable.Sqlite;
 
 namespace Orchestrator.Host;
 
@@ -16,6 +19,14 @@ internal sealed record HostSettings
 
     public int MaxConcurrentOrchestratorFunctions { get; init; } = 10 * Environment.ProcessorCount;
 
+    /// <summary>True when AzureWebJobsStorage names Azure Storage (a connection string or UseDevelopmentStorage=true).</summary>
+    public bool UsesAzureStorage => this.StorageConnectionString is not null;
+
+    /// <summary>The Azure Storage connection string, when the Azure Storage backend is selected.</summary>
+    public string? StorageConnectionString { get; init; }
+
+    public int PartitionCount { get; init; } = 4;
+
     public static HostSettings Load(string directory)
     {
         IConfiguration config = new ConfigurationBuilder()
@@ -25,21 +36,60 @@ internal sealed record HostSettings
             .Build();
         IConfigurationSection dt = config.GetSection("extensions:durableTask");
         var settings = new HostSettings();
-        string? storage = config["Values:AzureWebJobsStorage"] ?? config["AzureWebJobsStorage"];
-        string? dataSource = string.IsNullOrWhiteSpace(storage) ? dt["storageProvider:dataSource"] : storage;
-        if (dataSource is not null && (dataSource.StartsWith("UseDevelopmentStorage", StringComparison.OrdinalIgnoreCase) || dataSource.Contains("AccountName=", StringComparison.OrdinalIgnoreCase)))
+
+        // As in Azure Functions: an environment variable overrides local.settings.json's Values.
+        string? storage = config["AzureWebJobsStorage"] ?? config["Values:AzureWebJobsStorage"];
+        bool azure = storage is not null
+            && (storage.StartsWith("UseDevelopmentStorage=true", StringComparison.OrdinalIgnoreCase)
+                || storage.Contains("AccountName=", StringComparison.OrdinalIgnoreCase)
+                || storage.Contains("BlobEndpoint=", StringComparison.OrdinalIgnoreCase));
+        string? dataSource = azure || string.IsNullOrWhiteSpace(storage) ? dt["storageProvider:dataSource"] : storage;
+        int? partitions = ReadPositive(dt, "storageProvider:partitionCount");
+        if (partitions is > 16)
         {
-            throw new InvalidOperationException("AzureWebJobsStorage names Azure Storage, whose backend is not available in this build yet; use a SQLite file path or leave it empty.");
+            throw new InvalidOperationException($"Setting extensions.durableTask.storageProvider.partitionCount must be 1-16; it is {partitions}.");
         }
 
         return settings with
         {
             HubName = dt["hubName"] ?? settings.HubName,
             DataSource = string.IsNullOrWhiteSpace(dataSource) ? settings.DataSource : dataSource,
+            StorageConnectionString = azure ? storage : null,
+            PartitionCount = partitions ?? settings.PartitionCount,
             MaxConcurrentActivityFunctions = ReadPositive(dt, "maxConcurrentActivityFunctions") ?? settings.MaxConcurrentActivityFunctions,
             MaxConcurrentOrchestratorFunctions = ReadPositive(dt, "maxConcurrentOrchestratorFunctions") ?? settings.MaxConcurrentOrchestratorFunctions,
         };
     }
+
+    /// <summary>Creates the backend the settings select: Azure Storage when AzureWebJobsStorage names it, else embedded SQLite.</summary>
+    public IOrchestrationBackend CreateBackend(string? dataSourceOverride = null)
+    {
+        if (this.UsesAzureStorage)
+        {
+            var options = new AzureStorageOrchestrationBackendOptions
+            {
+                ConnectionString = this.StorageConnectionString!,
+                TaskHubName = this.HubName,
+                PartitionCount = this.PartitionCount,
+            };
+            options.Validate();
+            return new AzureStorageOrchestrationBackend(options);
+        }
+
+        string dataSource = dataSourceOverride ?? this.DataSource;
+        string? dir = Path.GetDirectoryName(Path.GetFullPath(dataSource));
+        if (dir is not null)
+        {
+            Directory.CreateDirectory(dir);
+        }
+
+        return new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = dataSource });
+    }
+
+    /// <summary>Where the state lives, for people.</summary>
+    public string Describe(string? dataSourceOverride = null) => this.UsesAzureStorage
+        ? $"Azure Storage backend, task hub {this.HubName}, {this.PartitionCount} partitions"
+        : $"Embedded SQLite backend: {Path.GetFullPath(dataSourceOverride ?? this.DataSource)} (WAL, synchronous=FULL)";
 
     private static int? ReadPositive(IConfigurationSection section, string key)
     {
