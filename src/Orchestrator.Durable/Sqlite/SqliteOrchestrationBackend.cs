@@ -114,6 +114,9 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
     /// <summary>The options in use.</summary>
     public SqliteOrchestrationBackendOptions Options => this.options;
 
+    /// <summary>Transactions and operations run so far; for benchmarks and diagnostics.</summary>
+    internal SqliteExecutorStats Stats => this.executor.Stats;
+
     /// <inheritdoc/>
     public Task CreateIfNotExistsAsync(CancellationToken cancellationToken) =>
         this.executor.RunAsync(
