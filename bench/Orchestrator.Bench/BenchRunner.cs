@@ -230,15 +230,32 @@ internal sealed class BenchRunner(BenchOptions options)
     }
 
     /// <summary>Polls until no instance of the batch is in one of the statuses; reports progress every second.</summary>
+    /// <remarks>One cheap query per status (an index range, newest first, stops at the first row), so
+    /// polling takes little of the store's time; the full count runs only once a second.</remarks>
     private async Task WaitUntilNoneAsync(string prefix, int count, OrchestrationRuntimeStatus[] statuses, string what, CancellationToken cancellationToken)
     {
-        var any = new InstanceQuery { Statuses = statuses, InstanceIdPrefix = prefix + "-", PageSize = 1, FetchInputsAndOutputs = false };
-        var all = any with { PageSize = 10_000 };
         long nextProgress = Stopwatch.GetTimestamp() + (long)(ProgressInterval.TotalSeconds * Stopwatch.Frequency);
-        while ((await this.backend.QueryInstancesAsync(any, cancellationToken).ConfigureAwait(false)).Count > 0)
+        while (true)
         {
+            bool any = false;
+            foreach (OrchestrationRuntimeStatus status in statuses)
+            {
+                var query = new InstanceQuery { Statuses = [status], InstanceIdPrefix = prefix + "-", PageSize = 1, FetchInputsAndOutputs = false };
+                if ((await this.backend.QueryInstancesAsync(query, cancellationToken).ConfigureAwait(false)).Count > 0)
+                {
+                    any = true;
+                    break;
+                }
+            }
+
+            if (!any)
+            {
+                return;
+            }
+
             if (Stopwatch.GetTimestamp() >= nextProgress)
             {
+                var all = new InstanceQuery { Statuses = statuses, InstanceIdPrefix = prefix + "-", PageSize = 10_000, FetchInputsAndOutputs = false };
                 int left = (await this.backend.QueryInstancesAsync(all, cancellationToken).ConfigureAwait(false)).Count;
                 Progress($"{prefix}: {count - left}/{count} {what}");
                 nextProgress = Stopwatch.GetTimestamp() + (long)(ProgressInterval.TotalSeconds * Stopwatch.Frequency);
