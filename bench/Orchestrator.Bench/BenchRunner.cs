@@ -73,9 +73,11 @@ internal sealed class BenchRunner(BenchOptions options)
                     Progress($"measuring: {count} orchestrations");
                     SqliteExecutorStats before = sqlite.Stats;
                     var startCpu = Process.GetCurrentProcess().TotalProcessorTime;
+                    long? startWritten = BytesWritten();
                     Measurement m = await this.RunBatchAsync("run", count, cancellationToken).ConfigureAwait(false);
                     var cpu = Process.GetCurrentProcess().TotalProcessorTime - startCpu;
                     SqliteExecutorStats stats = sqlite.Stats - before;
+                    long? written = BytesWritten() - startWritten;
                     await worker.StopAsync(cancellationToken).ConfigureAwait(false);
 
                     using var process = Process.GetCurrentProcess();
@@ -109,6 +111,8 @@ internal sealed class BenchRunner(BenchOptions options)
                         ["operations"] = stats.Operations,
                         ["operationsPerTransaction"] = Round(stats.Transactions == 0 ? 0 : (double)stats.Operations / stats.Transactions, 2),
                         ["storeBusyPercent"] = Round(100.0 * stats.BusyTime.TotalSeconds / m.Seconds, 1),
+                        ["diskWriteMb"] = written is { } w ? Round(w / 1048576.0, 1) : null,
+                        ["diskWriteKbPerTransaction"] = written is { } w2 && stats.Transactions > 0 ? Round(w2 / 1024.0 / stats.Transactions, 1) : null,
                         ["cpuPercent"] = Round(100.0 * cpu.TotalSeconds / m.Seconds, 1),
                         ["processorCount"] = Environment.ProcessorCount,
                         ["runtime"] = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription,
@@ -132,6 +136,29 @@ internal sealed class BenchRunner(BenchOptions options)
                 }
             }
         }
+    }
+
+    /// <summary>Bytes this process has caused to be written to storage (Linux /proc/self/io), or null.</summary>
+    private static long? BytesWritten()
+    {
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/self/io"))
+            {
+                if (line.StartsWith("write_bytes:", StringComparison.Ordinal))
+                {
+                    return long.Parse(line.AsSpan("write_bytes:".Length).Trim(), CultureInfo.InvariantCulture);
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+
+        return null;
     }
 
     private static void Progress(string message) => Console.Error.WriteLine($"[bench] {message}");
