@@ -28,8 +28,8 @@ public sealed class DurableTaskWorker : IAsyncDisposable
     private readonly SemaphoreSlim activitySlots;
     private readonly ConcurrentDictionary<Task, byte> inFlight = new();
     private CancellationTokenSource? stopping;
-    private Task? orchestrationLoop;
-    private Task? activityLoop;
+    private Task? orchestrationLoops;
+    private Task? activityLoops;
     private int abandoned;
 
     /// <summary>Creates a worker; call <see cref="StartAsync"/> to begin.</summary>
@@ -55,8 +55,11 @@ public sealed class DurableTaskWorker : IAsyncDisposable
 
         await this.backend.CreateIfNotExistsAsync(cancellationToken).ConfigureAwait(false);
         this.stopping = new CancellationTokenSource();
-        this.orchestrationLoop = Task.Run(() => this.RunLoopAsync(WorkItemKind.Orchestration, this.stopping.Token), CancellationToken.None);
-        this.activityLoop = Task.Run(() => this.RunLoopAsync(WorkItemKind.Activity, this.stopping.Token), CancellationToken.None);
+        CancellationToken stop = this.stopping.Token;
+        this.orchestrationLoops = Task.WhenAll(Enumerable.Range(0, this.options.DispatcherCount)
+            .Select(_ => Task.Run(() => this.RunLoopAsync(WorkItemKind.Orchestration, stop), CancellationToken.None)));
+        this.activityLoops = Task.WhenAll(Enumerable.Range(0, this.options.DispatcherCount)
+            .Select(_ => Task.Run(() => this.RunLoopAsync(WorkItemKind.Activity, stop), CancellationToken.None)));
         Log.WorkerStarted(this.logger, this.options.WorkerId, this.options.MaxConcurrentOrchestrations, this.options.MaxConcurrentActivities);
     }
 
@@ -69,7 +72,7 @@ public sealed class DurableTaskWorker : IAsyncDisposable
         }
 
         await this.stopping.CancelAsync().ConfigureAwait(false);
-        await Task.WhenAll(this.orchestrationLoop!, this.activityLoop!).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await Task.WhenAll(this.orchestrationLoops!, this.activityLoops!).WaitAsync(cancellationToken).ConfigureAwait(false);
         await Task.WhenAll(this.inFlight.Keys).WaitAsync(cancellationToken).ConfigureAwait(false);
         Log.WorkerStopped(this.logger, this.options.WorkerId, this.abandoned);
     }

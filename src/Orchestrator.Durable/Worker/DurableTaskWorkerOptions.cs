@@ -9,6 +9,16 @@ public sealed record DurableTaskWorkerOptions
     /// <summary>Most activities run at once. Default 10 per core.</summary>
     public int MaxConcurrentActivities { get; init; } = 10 * Environment.ProcessorCount;
 
+    /// <summary>
+    /// How many fetches of each kind (orchestration episodes, activities) may be in flight at once,
+    /// each holding one of the concurrency slots while it waits. Default 4.
+    /// </summary>
+    /// <remarks>
+    /// A fetch is a store round trip; with only one in flight, a worker starts at most one work item
+    /// per round trip, which leaves the concurrency limits unused and the store's group commits small.
+    /// </remarks>
+    public int DispatcherCount { get; init; } = 4;
+
     /// <summary>How long an instance stays locked to this worker per episode. Default 1 minute.</summary>
     public TimeSpan OrchestrationLockTimeout { get; init; } = TimeSpan.FromMinutes(1);
 
@@ -37,6 +47,7 @@ public sealed record DurableTaskWorkerOptions
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(this.MaxConcurrentOrchestrations, 1, nameof(this.MaxConcurrentOrchestrations));
         ArgumentOutOfRangeException.ThrowIfLessThan(this.MaxConcurrentActivities, 1, nameof(this.MaxConcurrentActivities));
+        ArgumentOutOfRangeException.ThrowIfLessThan(this.DispatcherCount, 1, nameof(this.DispatcherCount));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(this.OrchestrationLockTimeout, TimeSpan.Zero, nameof(this.OrchestrationLockTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(this.ActivityLockTimeout, TimeSpan.Zero, nameof(this.ActivityLockTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(this.MinPollingInterval, TimeSpan.Zero, nameof(this.MinPollingInterval));
