@@ -20,7 +20,7 @@ internal sealed class BenchFailedException(string message) : Exception(message);
 /// </summary>
 internal sealed class BenchRunner(BenchOptions options)
 {
-    private static readonly TimeSpan DonePollInterval = TimeSpan.FromMilliseconds(20);
+    private static readonly TimeSpan DonePollInterval = TimeSpan.FromMilliseconds(50);
     private static readonly TimeSpan ProgressInterval = TimeSpan.FromSeconds(1);
     private readonly TimeProvider clock = TimeProvider.System;
     private IOrchestrationBackend backend = null!;
@@ -111,6 +111,9 @@ internal sealed class BenchRunner(BenchOptions options)
                         ["operations"] = stats.Operations,
                         ["operationsPerTransaction"] = Round(stats.Transactions == 0 ? 0 : (double)stats.Operations / stats.Transactions, 2),
                         ["storeBusyPercent"] = Round(100.0 * stats.BusyTime.TotalSeconds / m.Seconds, 1),
+                        ["storeCommitMs"] = Round(stats.CommitTime.TotalMilliseconds, 0),
+                        ["storeWorkMs"] = Round((stats.BusyTime - stats.CommitTime).TotalMilliseconds, 0),
+                        ["commitAvgMs"] = Round(stats.Transactions == 0 ? 0 : stats.CommitTime.TotalMilliseconds / stats.Transactions, 3),
                         ["diskWriteMb"] = written is { } w ? Round(w / 1048576.0, 1) : null,
                         ["diskWriteKbPerTransaction"] = written is { } w2 && stats.Transactions > 0 ? Round(w2 / 1024.0 / stats.Transactions, 1) : null,
                         ["cpuPercent"] = Round(100.0 * cpu.TotalSeconds / m.Seconds, 1),

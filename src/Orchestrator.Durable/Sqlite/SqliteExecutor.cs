@@ -19,6 +19,7 @@ internal sealed class SqliteExecutor : IDisposable
     private long transactions;
     private long operations;
     private long busyTicks;
+    private long commitTicks;
 
     public SqliteExecutor(SqliteConnection connection, int maxBatchSize)
     {
@@ -32,7 +33,8 @@ internal sealed class SqliteExecutor : IDisposable
     public SqliteExecutorStats Stats => new(
         Interlocked.Read(ref this.transactions),
         Interlocked.Read(ref this.operations),
-        TimeSpan.FromSeconds((double)Interlocked.Read(ref this.busyTicks) / System.Diagnostics.Stopwatch.Frequency));
+        TimeSpan.FromSeconds((double)Interlocked.Read(ref this.busyTicks) / System.Diagnostics.Stopwatch.Frequency),
+        TimeSpan.FromSeconds((double)Interlocked.Read(ref this.commitTicks) / System.Diagnostics.Stopwatch.Frequency));
 
     public Task<T> RunAsync<T>(Func<SqliteExecutor, T> work, CancellationToken cancellationToken)
     {
@@ -181,7 +183,9 @@ internal sealed class SqliteExecutor : IDisposable
 
         try
         {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
             this.Execute("COMMIT");
+            Interlocked.Add(ref this.commitTicks, System.Diagnostics.Stopwatch.GetTimestamp() - start);
         }
         catch (Exception ex)
         {
@@ -245,9 +249,12 @@ internal sealed class SqliteExecutor : IDisposable
     }
 }
 
-/// <summary>What the executor did: transactions (each one fsync with durable commits), operations, time spent in them.</summary>
-internal readonly record struct SqliteExecutorStats(long Transactions, long Operations, TimeSpan BusyTime)
+/// <summary>
+/// What the executor did: transactions (each one fsync with durable commits), operations, time spent
+/// in transactions, and the part of it spent committing (writing and syncing the log).
+/// </summary>
+internal readonly record struct SqliteExecutorStats(long Transactions, long Operations, TimeSpan BusyTime, TimeSpan CommitTime)
 {
     public static SqliteExecutorStats operator -(SqliteExecutorStats a, SqliteExecutorStats b) =>
-        new(a.Transactions - b.Transactions, a.Operations - b.Operations, a.BusyTime - b.BusyTime);
+        new(a.Transactions - b.Transactions, a.Operations - b.Operations, a.BusyTime - b.BusyTime, a.CommitTime - b.CommitTime);
 }
