@@ -74,10 +74,12 @@ internal sealed class BenchRunner(BenchOptions options)
                     SqliteExecutorStats before = sqlite.Stats;
                     var startCpu = Process.GetCurrentProcess().TotalProcessorTime;
                     long? startWritten = BytesWritten();
+                    (long Cpu, long Wait)? startStore = StoreThreadSchedStat();
                     Measurement m = await this.RunBatchAsync("run", count, cancellationToken).ConfigureAwait(false);
                     var cpu = Process.GetCurrentProcess().TotalProcessorTime - startCpu;
                     SqliteExecutorStats stats = sqlite.Stats - before;
                     long? written = BytesWritten() - startWritten;
+                    (long Cpu, long Wait)? endStore = StoreThreadSchedStat();
                     await worker.StopAsync(cancellationToken).ConfigureAwait(false);
 
                     using var process = Process.GetCurrentProcess();
@@ -114,6 +116,8 @@ internal sealed class BenchRunner(BenchOptions options)
                         ["storeCommitMs"] = Round(stats.CommitTime.TotalMilliseconds, 0),
                         ["storeWorkMs"] = Round((stats.BusyTime - stats.CommitTime).TotalMilliseconds, 0),
                         ["commitAvgMs"] = Round(stats.Transactions == 0 ? 0 : stats.CommitTime.TotalMilliseconds / stats.Transactions, 3),
+                        ["storeThreadCpuMs"] = startStore is { } s0 && endStore is { } s1 ? Round((s1.Cpu - s0.Cpu) / 1e6, 0) : null,
+                        ["storeThreadRunQueueMs"] = startStore is { } s2 && endStore is { } s3 ? Round((s3.Wait - s2.Wait) / 1e6, 0) : null,
                         ["diskWriteMb"] = written is { } w ? Round(w / 1048576.0, 1) : null,
                         ["diskWriteKbPerTransaction"] = written is { } w2 && stats.Transactions > 0 ? Round(w2 / 1024.0 / stats.Transactions, 1) : null,
                         ["cpuPercent"] = Round(100.0 * cpu.TotalSeconds / m.Seconds, 1),
@@ -151,6 +155,34 @@ internal sealed class BenchRunner(BenchOptions options)
                 if (line.StartsWith("write_bytes:", StringComparison.Ordinal))
                 {
                     return long.Parse(line.AsSpan("write_bytes:".Length).Trim(), CultureInfo.InvariantCulture);
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// The store thread's time on a CPU and waiting for one, in nanoseconds (Linux schedstat), or null.
+    /// Unlike wall-clock busy time, this separates the store's own work from time lost to other load.
+    /// </summary>
+    private static (long Cpu, long Wait)? StoreThreadSchedStat()
+    {
+        try
+        {
+            foreach (string task in Directory.EnumerateDirectories("/proc/self/task"))
+            {
+                // Linux keeps the first 15 characters of the thread name.
+                if (File.ReadAllText(Path.Combine(task, "comm")).Trim() == "sqlite-orchestr")
+                {
+                    string[] f = File.ReadAllText(Path.Combine(task, "schedstat")).Split(' ');
+                    return (long.Parse(f[0], CultureInfo.InvariantCulture), long.Parse(f[1], CultureInfo.InvariantCulture));
                 }
             }
         }
