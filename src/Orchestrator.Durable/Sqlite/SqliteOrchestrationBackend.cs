@@ -258,9 +258,10 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
                     ps.Add(("$prefix", prefix));
                 }
 
+                // The page size is a validated int, written into the text: SQLite re-plans (re-prepares)
+                // a statement on every run when its LIMIT is a bound parameter.
                 string sql = SelectInstance + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : string.Empty)
-                    + " ORDER BY created_at DESC, instance_id LIMIT $limit";
-                ps.Add(("$limit", query.PageSize));
+                    + $" ORDER BY created_at DESC, instance_id LIMIT {query.PageSize.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
                 var list = new List<OrchestrationMetadata>();
                 using SqliteDataReader r = x.Query(sql, [.. ps]);
                 while (r.Read())
@@ -377,13 +378,14 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
 
                     var messages = new List<TaskMessage>();
                     var poisoned = new List<(long Id, string MessageId, string Data, string Reason)>();
+                    // No LIMIT parameter: SQLite re-prepares a statement whose LIMIT is bound on every run.
+                    // Reading stops at the maximum instead.
                     using (SqliteDataReader r = x.Query(
-                        "SELECT id, message_id, data FROM inbox WHERE instance_id = $id AND visible_at <= $now ORDER BY id LIMIT $max",
+                        "SELECT id, message_id, data FROM inbox WHERE instance_id = $id AND visible_at <= $now ORDER BY id",
                         ("$id", instanceId),
-                        ("$now", now),
-                        ("$max", max)))
+                        ("$now", now)))
                     {
-                        while (r.Read())
+                        while (messages.Count + poisoned.Count < max && r.Read())
                         {
                             string data = r.GetString(2);
                             try
