@@ -1,0 +1,82 @@
+using System.Text.Json;
+using Orchestrator.Durable.Client;
+using Orchestrator.Durable.Sqlite;
+
+namespace Orchestrator.Durable.Tests;
+
+/// <summary>
+/// The SQLite backend parses fetched rows off its store thread; unreadable rows must still end in the
+/// poison table and leave nothing locked.
+/// </summary>
+public class SqliteFetchParsingTests
+{
+    private static readonly TimeSpan Lock = TimeSpan.FromMinutes(1);
+
+    [Fact(Timeout = 30_000)]
+    public async Task UnreadableMessage_IsPoisoned_AndTheReadableOnesAreDelivered()
+    {
+        await using var backend = new SqliteOrchestrationBackend(SqliteOrchestrationBackendOptions.InMemory());
+        await backend.CreateIfNotExistsAsync(default);
+        var client = new DurableTaskClient(backend);
+        await client.ScheduleNewOrchestrationInstanceAsync("Any", options: new StartOrchestrationOptions { InstanceId = "a" });
+        await backend.ExecuteRawAsync("INSERT INTO inbox (message_id, instance_id, visible_at, data) VALUES ('bad', 'a', 0, 'not json')", default);
+
+        var item = await backend.LockNextOrchestrationWorkItemAsync(Lock, default);
+
+        Assert.NotNull(item);
+        Assert.Equal("a", item.InstanceId);
+        Assert.Single(item.Messages);
+        var rows = await backend.CountRowsAsync(default);
+        Assert.Equal(1, rows["poison"]);
+        Assert.Equal(1, rows["inbox"]);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task InstanceWithOnlyUnreadableMessages_IsPoisonedAndUnlocked_AndTheNextInstanceIsFetched()
+    {
+        await using var backend = new SqliteOrchestrationBackend(SqliteOrchestrationBackendOptions.InMemory());
+        await backend.CreateIfNotExistsAsync(default);
+        var client = new DurableTaskClient(backend);
+        await client.ScheduleNewOrchestrationInstanceAsync("Any", options: new StartOrchestrationOptions { InstanceId = "c" });
+        await backend.ExecuteRawAsync("UPDATE inbox SET data = 'not json', visible_at = 0 WHERE instance_id = 'c'", default);
+        await client.ScheduleNewOrchestrationInstanceAsync("Any", options: new StartOrchestrationOptions { InstanceId = "d" });
+
+        var item = await backend.LockNextOrchestrationWorkItemAsync(Lock, default);
+
+        Assert.NotNull(item);
+        Assert.Equal("d", item.InstanceId);
+        var rows = await backend.CountRowsAsync(default);
+        Assert.Equal(1, rows["poison"]);
+        Assert.Equal(0, await backend.ExecuteRawAsync("UPDATE instances SET status = status WHERE instance_id = 'c' AND lock_owner IS NOT NULL", default));
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task UnreadableHistory_FailsTheFetch_AndLeavesTheInstanceUnlocked()
+    {
+        await using var backend = new SqliteOrchestrationBackend(SqliteOrchestrationBackendOptions.InMemory());
+        await backend.CreateIfNotExistsAsync(default);
+        var client = new DurableTaskClient(backend);
+        await client.ScheduleNewOrchestrationInstanceAsync("Any", options: new StartOrchestrationOptions { InstanceId = "h" });
+        await backend.ExecuteRawAsync("INSERT INTO history (instance_id, seq, event_type, data) VALUES ('h', 0, 'X', 'not json')", default);
+
+        await Assert.ThrowsAnyAsync<JsonException>(() => backend.LockNextOrchestrationWorkItemAsync(Lock, default));
+
+        Assert.Equal(0, await backend.ExecuteRawAsync("UPDATE instances SET status = status WHERE instance_id = 'h' AND lock_owner IS NOT NULL", default));
+        var rows = await backend.CountRowsAsync(default);
+        Assert.Equal(1, rows["inbox"]);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task UnreadableActivityWorkItem_IsPoisoned()
+    {
+        await using var backend = new SqliteOrchestrationBackend(SqliteOrchestrationBackendOptions.InMemory());
+        await backend.CreateIfNotExistsAsync(default);
+        await backend.ExecuteRawAsync("INSERT INTO tasks (message_id, instance_id, visible_at, data) VALUES ('bad', 'x', 0, 'not json')", default);
+
+        Assert.Null(await backend.LockNextActivityWorkItemAsync(Lock, default));
+
+        var rows = await backend.CountRowsAsync(default);
+        Assert.Equal(1, rows["poison"]);
+        Assert.Equal(0, rows["tasks"]);
+    }
+}
