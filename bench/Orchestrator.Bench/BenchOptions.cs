@@ -29,6 +29,7 @@ internal sealed record BenchOptions
                                        default 50 for hello-sequence/waiting, 2 for fan-out, 0 to skip
           --max-orchestrations N       worker's MaxConcurrentOrchestrations (default: the worker default)
           --max-activities N           worker's MaxConcurrentActivities (default: the worker default)
+          --dispatchers N              worker's DispatcherCount (default: the worker default)
           --timeout SECONDS            give up after this long (default 600); exit code 1
         """;
 
@@ -48,6 +49,8 @@ internal sealed record BenchOptions
 
     public int? MaxConcurrentActivities { get; init; }
 
+    public int? DispatcherCount { get; init; }
+
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(600);
 
     public static readonly string[] Workloads = ["hello-sequence", "fan-out", "waiting"];
@@ -59,7 +62,7 @@ internal sealed record BenchOptions
     {
         string? workload = null;
         string? backend = null;
-        int? count = null, warmup = null, maxOrch = null, maxAct = null;
+        int? count = null, warmup = null, maxOrch = null, maxAct = null, dispatchers = null;
         string? db = null;
         bool durable = true;
         TimeSpan timeout = TimeSpan.FromSeconds(600);
@@ -93,6 +96,9 @@ internal sealed record BenchOptions
                     break;
                 case "--max-activities":
                     maxAct = PositiveInt(a, Value(args, ref i), allowZero: false);
+                    break;
+                case "--dispatchers":
+                    dispatchers = PositiveInt(a, Value(args, ref i), allowZero: false);
                     break;
                 case "--timeout":
                     timeout = TimeSpan.FromSeconds(PositiveInt(a, Value(args, ref i), allowZero: false));
@@ -153,6 +159,7 @@ internal sealed record BenchOptions
             Warmup = warmup,
             MaxConcurrentOrchestrations = maxOrch,
             MaxConcurrentActivities = maxAct,
+            DispatcherCount = dispatchers,
             Timeout = timeout,
         };
     }

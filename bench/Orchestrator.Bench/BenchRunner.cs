@@ -47,6 +47,7 @@ internal sealed class BenchRunner(BenchOptions options)
         {
             MaxConcurrentOrchestrations = options.MaxConcurrentOrchestrations ?? workerOptions.MaxConcurrentOrchestrations,
             MaxConcurrentActivities = options.MaxConcurrentActivities ?? workerOptions.MaxConcurrentActivities,
+            DispatcherCount = options.DispatcherCount ?? workerOptions.DispatcherCount,
         };
 
         using ILoggerFactory loggerFactory = LoggerFactory.Create(b => b
@@ -109,6 +110,7 @@ internal sealed class BenchRunner(BenchOptions options)
                         ["warmup"] = warmup,
                         ["maxConcurrentOrchestrations"] = workerOptions.MaxConcurrentOrchestrations,
                         ["maxConcurrentActivities"] = workerOptions.MaxConcurrentActivities,
+                        ["dispatcherCount"] = workerOptions.DispatcherCount,
                         ["transactions"] = stats.Transactions,
                         ["operations"] = stats.Operations,
                         ["operationsPerTransaction"] = Round(stats.Transactions == 0 ? 0 : (double)stats.Operations / stats.Transactions, 2),

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Orchestrator.Durable.Client;
+using Orchestrator.Durable.History;
 using Orchestrator.Durable.Sqlite;
 
 namespace Orchestrator.Durable.Tests;
@@ -78,5 +79,59 @@ public class SqliteFetchParsingTests
         var rows = await backend.CountRowsAsync(default);
         Assert.Equal(1, rows["poison"]);
         Assert.Equal(0, rows["tasks"]);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task BatchFetch_LocksDistinctInstances_EachWithItsOwnToken_OldestFirst()
+    {
+        await using var backend = new SqliteOrchestrationBackend(SqliteOrchestrationBackendOptions.InMemory());
+        await backend.CreateIfNotExistsAsync(default);
+        var client = new DurableTaskClient(backend);
+        foreach (string id in new[] { "i1", "i2", "i3", "i4", "i5" })
+        {
+            await client.ScheduleNewOrchestrationInstanceAsync("Any", options: new StartOrchestrationOptions { InstanceId = id });
+        }
+
+        await client.RaiseEventAsync("i1", "e");
+
+        var first = await backend.LockNextOrchestrationWorkItemsAsync(3, Lock, default);
+        var second = await backend.LockNextOrchestrationWorkItemsAsync(3, Lock, default);
+        var third = await backend.LockNextOrchestrationWorkItemsAsync(3, Lock, default);
+
+        Assert.Equal(["i1", "i2", "i3"], first.Select(w => w.InstanceId));
+        Assert.Equal(2, first[0].Messages.Count);
+        Assert.Equal(["i4", "i5"], second.Select(w => w.InstanceId));
+        Assert.Empty(third);
+        Assert.Equal(5, first.Concat(second).Select(w => w.LockToken).Distinct().Count());
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task BatchActivityFetch_LocksEachItemOnce()
+    {
+        await using var backend = new SqliteOrchestrationBackend(SqliteOrchestrationBackendOptions.InMemory());
+        await backend.CreateIfNotExistsAsync(default);
+        for (int i = 0; i < 5; i++)
+        {
+            var m = new TaskMessage
+            {
+                MessageId = $"x|e|task|{i}",
+                InstanceId = "x",
+                ExecutionId = "e",
+                Event = new TaskScheduledEvent { EventId = i, Name = "A" },
+            };
+            await backend.ExecuteRawAsync(
+                "INSERT INTO tasks (message_id, instance_id, visible_at, data) VALUES ($mid, 'x', 0, $data)",
+                default,
+                ("$mid", m.MessageId),
+                ("$data", HistorySerializer.Serialize(m)));
+        }
+
+        var first = await backend.LockNextActivityWorkItemsAsync(3, Lock, default);
+        var second = await backend.LockNextActivityWorkItemsAsync(3, Lock, default);
+
+        Assert.Equal([0, 1, 2], first.Select(w => w.Event.EventId));
+        Assert.Equal([3, 4], second.Select(w => w.Event.EventId));
+        Assert.Empty(await backend.LockNextActivityWorkItemsAsync(3, Lock, default));
+        Assert.All(first.Concat(second), w => Assert.Equal(1, w.DequeueCount));
     }
 }

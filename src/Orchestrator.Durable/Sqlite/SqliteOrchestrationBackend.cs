@@ -3,6 +3,7 @@ using Microsoft.Data.Sqlite;
 using Orchestrator.Durable.Backend;
 using Orchestrator.Durable.Core;
 using Orchestrator.Durable.History;
+using Orchestrator.Durable.Worker;
 
 namespace Orchestrator.Durable.Sqlite;
 
@@ -12,7 +13,7 @@ namespace Orchestrator.Durable.Sqlite;
 /// before it is acknowledged. Several processes may share one file (SQLite's file locks serialize
 /// their writes; instance and task locks expire, so a dead process's work moves on).
 /// </summary>
-public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
+public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWorkItemSource
 {
     // WARNING: the schema is a persisted format. Change it only with a migration keyed on
     // schema_info.version and a test that opens a database written by the previous version.
@@ -362,7 +363,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
     /// messages go to the poison table in a follow-up operation; an instance left with no readable
     /// message is unlocked again.
     /// </remarks>
-    internal async Task<IReadOnlyList<OrchestrationWorkItem>> LockNextOrchestrationWorkItemsAsync(int maxCount, TimeSpan lockTimeout, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<OrchestrationWorkItem>> LockNextOrchestrationWorkItemsAsync(int maxCount, TimeSpan lockTimeout, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxCount, 1);
         int maxMessages = this.options.MaxMessagesPerWorkItem;
@@ -661,7 +662,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
     /// its own lock token, in one store operation; empty when none. Parsing happens off the store
     /// thread; unreadable items go to the poison table in a follow-up operation.
     /// </summary>
-    internal async Task<IReadOnlyList<ActivityWorkItem>> LockNextActivityWorkItemsAsync(int maxCount, TimeSpan lockTimeout, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<ActivityWorkItem>> LockNextActivityWorkItemsAsync(int maxCount, TimeSpan lockTimeout, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxCount, 1);
         for (int attempt = 0; attempt < 16; attempt++)

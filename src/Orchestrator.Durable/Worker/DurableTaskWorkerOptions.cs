@@ -10,14 +10,15 @@ public sealed record DurableTaskWorkerOptions
     public int MaxConcurrentActivities { get; init; } = 10 * Environment.ProcessorCount;
 
     /// <summary>
-    /// How many fetches of each kind (orchestration episodes, activities) may be in flight at once,
-    /// each holding one of the concurrency slots while it waits. Default 4.
+    /// How many fetches of each kind (orchestration episodes, activities) may be in flight at once.
+    /// Default 2.
     /// </summary>
     /// <remarks>
-    /// A fetch is a store round trip; with only one in flight, a worker starts at most one work item
-    /// per round trip, which leaves the concurrency limits unused and the store's group commits small.
+    /// A fetch is a store round trip. When the backend can lock several work items per round trip,
+    /// one fetch fills every free slot; a second fetch in flight refills the slots freed meanwhile.
+    /// Otherwise each fetch starts one work item, and more fetches in flight keep more slots busy.
     /// </remarks>
-    public int DispatcherCount { get; init; } = 4;
+    public int DispatcherCount { get; init; } = 2;
 
     /// <summary>How long an instance stays locked to this worker per episode. Default 1 minute.</summary>
     public TimeSpan OrchestrationLockTimeout { get; init; } = TimeSpan.FromMinutes(1);
