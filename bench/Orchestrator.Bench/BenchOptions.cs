@@ -30,6 +30,8 @@ internal sealed record BenchOptions
           --max-orchestrations N       worker's MaxConcurrentOrchestrations (default: the worker default)
           --max-activities N           worker's MaxConcurrentActivities (default: the worker default)
           --dispatchers N              worker's DispatcherCount (default: the worker default)
+          --concurrency N              hello-sequence/fan-out: at most N orchestrations in flight, each
+                                       started when an earlier one completed (default: all at once)
           --timeout SECONDS            give up after this long (default 600); exit code 1
         """;
 
@@ -51,6 +53,8 @@ internal sealed record BenchOptions
 
     public int? DispatcherCount { get; init; }
 
+    public int? Concurrency { get; init; }
+
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(600);
 
     public static readonly string[] Workloads = ["hello-sequence", "fan-out", "waiting"];
@@ -62,7 +66,7 @@ internal sealed record BenchOptions
     {
         string? workload = null;
         string? backend = null;
-        int? count = null, warmup = null, maxOrch = null, maxAct = null, dispatchers = null;
+        int? count = null, warmup = null, maxOrch = null, maxAct = null, dispatchers = null, concurrency = null;
         string? db = null;
         bool durable = true;
         TimeSpan timeout = TimeSpan.FromSeconds(600);
@@ -99,6 +103,9 @@ internal sealed record BenchOptions
                     break;
                 case "--dispatchers":
                     dispatchers = PositiveInt(a, Value(args, ref i), allowZero: false);
+                    break;
+                case "--concurrency":
+                    concurrency = PositiveInt(a, Value(args, ref i), allowZero: false);
                     break;
                 case "--timeout":
                     timeout = TimeSpan.FromSeconds(PositiveInt(a, Value(args, ref i), allowZero: false));
@@ -160,6 +167,7 @@ internal sealed record BenchOptions
             MaxConcurrentOrchestrations = maxOrch,
             MaxConcurrentActivities = maxAct,
             DispatcherCount = dispatchers,
+            Concurrency = concurrency,
             Timeout = timeout,
         };
     }

@@ -108,6 +108,7 @@ internal sealed class BenchRunner(BenchOptions options)
                         ["journalMode"] = "WAL",
                         ["activities"] = activities,
                         ["warmup"] = warmup,
+                        ["concurrency"] = options.Workload == "waiting" ? null : options.Concurrency,
                         ["maxConcurrentOrchestrations"] = workerOptions.MaxConcurrentOrchestrations,
                         ["maxConcurrentActivities"] = workerOptions.MaxConcurrentActivities,
                         ["dispatcherCount"] = workerOptions.DispatcherCount,
@@ -226,12 +227,32 @@ internal sealed class BenchRunner(BenchOptions options)
             _ => (Workloads.Waiter, null),
         };
         var scheduledAt = new DateTimeOffset[count];
-        await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
+        if (options.Concurrency is { } limit && options.Workload != "waiting")
         {
-            scheduledAt[i] = this.clock.GetUtcNow();
-            await this.client.ScheduleNewOrchestrationInstanceAsync(name, input, new StartOrchestrationOptions { InstanceId = Id(prefix, i) }, cancellationToken).ConfigureAwait(false);
-        })).ConfigureAwait(false);
-        Progress($"{prefix}: {count} scheduled in {(this.clock.GetUtcNow() - t0).TotalSeconds:0.000} s");
+            // Closed loop: at most `limit` orchestrations in flight; each slot schedules the next
+            // one when its previous one has completed (seen by polling, which only delays the next
+            // start; the latency is taken from the stored completion time).
+            int next = -1;
+            await Task.WhenAll(Enumerable.Range(0, Math.Min(limit, count)).Select(async _ =>
+            {
+                int i;
+                while ((i = Interlocked.Increment(ref next)) < count)
+                {
+                    scheduledAt[i] = this.clock.GetUtcNow();
+                    string id = await this.client.ScheduleNewOrchestrationInstanceAsync(name, input, new StartOrchestrationOptions { InstanceId = Id(prefix, i) }, cancellationToken).ConfigureAwait(false);
+                    await this.client.WaitForInstanceCompletionAsync(id, cancellationToken).ConfigureAwait(false);
+                }
+            })).ConfigureAwait(false);
+        }
+        else
+        {
+            await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
+            {
+                scheduledAt[i] = this.clock.GetUtcNow();
+                await this.client.ScheduleNewOrchestrationInstanceAsync(name, input, new StartOrchestrationOptions { InstanceId = Id(prefix, i) }, cancellationToken).ConfigureAwait(false);
+            })).ConfigureAwait(false);
+            Progress($"{prefix}: {count} scheduled in {(this.clock.GetUtcNow() - t0).TotalSeconds:0.000} s");
+        }
 
         var extra = new Dictionary<string, object?>();
         DateTimeOffset[] latencyFrom = scheduledAt;
