@@ -1078,16 +1078,32 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
         x.Execute("DELETE FROM inbox WHERE visible_at <= $now AND instance_id NOT IN (SELECT instance_id FROM instances)", ("$now", now));
     }
 
-    /// <summary>An auto-reset signal that wakes one waiting dispatcher loop.</summary>
+    /// <summary>
+    /// Wakes the dispatcher loops waiting for work of one kind. A signal is never lost: one given
+    /// while no loop waits (say, during a fetch that ran just before the work was committed) makes the
+    /// next wait return at once, instead of after the polling interval (up to a second when idle).
+    /// </summary>
     private sealed class WorkSignal
     {
         private TaskCompletionSource tcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int pending;
 
-        public void Set() => Interlocked.Exchange(ref this.tcs, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        public void Set()
+        {
+            // Flag first, then wake: a waiter that read the old source is woken by it, one that
+            // reads the new source sees the flag.
+            Volatile.Write(ref this.pending, 1);
+            Interlocked.Exchange(ref this.tcs, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        }
 
         public async Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
         {
             Task signal = Volatile.Read(ref this.tcs).Task;
+            if (Interlocked.Exchange(ref this.pending, 0) == 1)
+            {
+                return;
+            }
+
             try
             {
                 await signal.WaitAsync(timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
