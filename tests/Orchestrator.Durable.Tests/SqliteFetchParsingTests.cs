@@ -134,4 +134,40 @@ public class SqliteFetchParsingTests
         Assert.Empty(await backend.LockNextActivityWorkItemsAsync(3, Lock, default));
         Assert.All(first.Concat(second), w => Assert.Equal(1, w.DequeueCount));
     }
+
+    [Fact(Timeout = 30_000)]
+    public async Task CommitAfterTheLockWentToAnotherWorker_IsRefused_AndWritesNothing()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2025, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        await using var backend = new SqliteOrchestrationBackend(SqliteOrchestrationBackendOptions.InMemory(time));
+        await backend.CreateIfNotExistsAsync(default);
+        var client = new DurableTaskClient(backend, new DurableTaskClientOptions { TimeProvider = time });
+        await client.ScheduleNewOrchestrationInstanceAsync("Any", options: new StartOrchestrationOptions { InstanceId = "l" });
+        var stale = await backend.LockNextOrchestrationWorkItemAsync(Lock, default);
+        Assert.NotNull(stale);
+        time.Advance(Lock + TimeSpan.FromSeconds(1));
+        var current = await backend.LockNextOrchestrationWorkItemAsync(Lock, default);
+        Assert.NotNull(current);
+
+        var start = (ExecutionStartedEvent)stale.Messages[0].Event;
+        var checkpoint = new Orchestrator.Durable.Backend.OrchestrationCheckpoint
+        {
+            NewEvents = [start, new OrchestratorStartedEvent { Timestamp = time.GetUtcNow() }],
+            Outbox = [],
+            State = new Orchestrator.Durable.Core.InstanceState
+            {
+                InstanceId = "l",
+                Name = "Any",
+                ExecutionId = start.ExecutionId,
+                Status = OrchestrationRuntimeStatus.Running,
+            },
+        };
+        await Assert.ThrowsAsync<Orchestrator.Durable.Backend.WorkItemLockLostException>(() => backend.CommitCheckpointAsync(stale, checkpoint, default));
+        Assert.Equal(0, (await backend.CountRowsAsync(default))["history"]);
+        Assert.Equal(OrchestrationRuntimeStatus.Pending, (await backend.GetInstanceAsync("l", default))!.RuntimeStatus);
+
+        await backend.CommitCheckpointAsync(current, checkpoint, default);
+        Assert.Equal(2, (await backend.CountRowsAsync(default))["history"]);
+        Assert.Equal(OrchestrationRuntimeStatus.Running, (await backend.GetInstanceAsync("l", default))!.RuntimeStatus);
+    }
 }

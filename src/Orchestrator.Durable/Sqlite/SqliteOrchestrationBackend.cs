@@ -480,8 +480,30 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
         int historyCount = await this.executor.RunAsync(
             x =>
             {
-                string? owner = (string?)x.Scalar("SELECT lock_owner FROM instances WHERE instance_id = $id", ("$id", workItem.InstanceId));
-                if (owner != workItem.LockToken)
+                // The state update doubles as the lock check: it matches no row unless this work item
+                // still holds the lock, and then nothing has been written.
+                int count = (checkpoint.ReplaceHistory ? 0 : itemState.HistoryCount) + events.Count;
+                int updated = x.Execute(
+                    """
+                    UPDATE instances SET execution_id = $exec, name = $name, status = $status, input = $input, output = $output,
+                        custom_status = $custom, failure = $failure, parent_instance_id = $parent, last_updated_at = $now,
+                        completed_at = $completed, history_count = $count
+                    WHERE instance_id = $id AND lock_owner = $owner
+                    """,
+                    ("$exec", state.ExecutionId),
+                    ("$name", state.Name),
+                    ("$status", state.Status.ToString()),
+                    ("$input", state.Input),
+                    ("$output", state.Output),
+                    ("$custom", state.CustomStatus),
+                    ("$failure", failure),
+                    ("$parent", state.ParentInstanceId),
+                    ("$now", now),
+                    ("$completed", state.Status.IsTerminal() ? now : null),
+                    ("$count", count),
+                    ("$id", workItem.InstanceId),
+                    ("$owner", workItem.LockToken));
+                if (updated == 0)
                 {
                     throw new WorkItemLockLostException(workItem.InstanceId);
                 }
@@ -504,25 +526,6 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
                         ("$data", data));
                 }
 
-                x.Execute(
-                    """
-                    UPDATE instances SET execution_id = $exec, name = $name, status = $status, input = $input, output = $output,
-                        custom_status = $custom, failure = $failure, parent_instance_id = $parent, last_updated_at = $now,
-                        completed_at = $completed, history_count = $count
-                    WHERE instance_id = $id
-                    """,
-                    ("$exec", state.ExecutionId),
-                    ("$name", state.Name),
-                    ("$status", state.Status.ToString()),
-                    ("$input", state.Input),
-                    ("$output", state.Output),
-                    ("$custom", state.CustomStatus),
-                    ("$failure", failure),
-                    ("$parent", state.ParentInstanceId),
-                    ("$now", now),
-                    ("$completed", state.Status.IsTerminal() ? now : null),
-                    ("$count", seq),
-                    ("$id", workItem.InstanceId));
                 foreach (var (messageId, _, data) in outbox)
                 {
                     x.Execute(
