@@ -78,7 +78,9 @@ internal sealed class BenchRunner(BenchOptions options)
                     var startCpu = Process.GetCurrentProcess().TotalProcessorTime;
                     long? startWritten = BytesWritten();
                     (long Cpu, long Wait)? startStore = StoreThreadSchedStat();
+                    long wallStart = Stopwatch.GetTimestamp();
                     Measurement m = await this.RunBatchAsync("run", count, cancellationToken).ConfigureAwait(false);
+                    double wall = Stopwatch.GetElapsedTime(wallStart).TotalSeconds;
                     var cpu = Process.GetCurrentProcess().TotalProcessorTime - startCpu;
                     SqliteExecutorStats stats = sqlite.Stats - before;
                     long? written = BytesWritten() - startWritten;
@@ -117,7 +119,7 @@ internal sealed class BenchRunner(BenchOptions options)
                         ["transactions"] = stats.Transactions,
                         ["operations"] = stats.Operations,
                         ["operationsPerTransaction"] = Round(stats.Transactions == 0 ? 0 : (double)stats.Operations / stats.Transactions, 2),
-                        ["storeBusyPercent"] = Round(100.0 * stats.BusyTime.TotalSeconds / m.Seconds, 1),
+                        ["storeBusyPercent"] = Round(100.0 * stats.BusyTime.TotalSeconds / wall, 1),
                         ["storeCommitMs"] = Round(stats.CommitTime.TotalMilliseconds, 0),
                         ["storeWorkMs"] = Round((stats.BusyTime - stats.CommitTime).TotalMilliseconds, 0),
                         ["commitAvgMs"] = Round(stats.Transactions == 0 ? 0 : stats.CommitTime.TotalMilliseconds / stats.Transactions, 3),
@@ -125,7 +127,9 @@ internal sealed class BenchRunner(BenchOptions options)
                         ["storeThreadRunQueueMs"] = startStore is { } s2 && endStore is { } s3 ? Round((s3.Wait - s2.Wait) / 1e6, 0) : null,
                         ["diskWriteMb"] = written is { } w ? Round(w / 1048576.0, 1) : null,
                         ["diskWriteKbPerTransaction"] = written is { } w2 && stats.Transactions > 0 ? Round(w2 / 1024.0 / stats.Transactions, 1) : null,
-                        ["cpuPercent"] = Round(100.0 * cpu.TotalSeconds / m.Seconds, 1),
+                        ["cpuPercent"] = Round(100.0 * cpu.TotalSeconds / wall, 1),
+                        ["cpuMsPerOrchestration"] = Round(cpu.TotalMilliseconds / count, 2),
+                        ["wallSeconds"] = Round(wall, 3),
                         ["processorCount"] = Environment.ProcessorCount,
                         ["loadAverage"] = LoadAverage(),
                         ["tieredPgo"] = AppContext.GetData("System.Runtime.TieredPGO") is not (false or "false"),
