@@ -132,7 +132,7 @@ internal sealed class BenchRunner(BenchOptions options)
                         ["wallSeconds"] = Round(wall, 3),
                         ["processorCount"] = Environment.ProcessorCount,
                         ["loadAverage"] = LoadAverage(),
-                        ["tieredPgo"] = AppContext.GetData("System.Runtime.TieredPGO") is not (false or "false"),
+                        ["tieredPgo"] = TieredPgoEnabled(),
                         ["runtime"] = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription,
                     };
                     foreach (var (k, v) in m.Extra)
@@ -154,6 +154,18 @@ internal sealed class BenchRunner(BenchOptions options)
                 }
             }
         }
+    }
+
+    /// <summary>Whether dynamic PGO is on: an environment override (DOTNET_TieredPGO) wins over the runtimeconfig.json setting.</summary>
+    private static bool TieredPgoEnabled()
+    {
+        string? env = Environment.GetEnvironmentVariable("DOTNET_TieredPGO") ?? Environment.GetEnvironmentVariable("COMPlus_TieredPGO");
+        if (env is not null)
+        {
+            return env.Trim() != "0";
+        }
+
+        return AppContext.GetData("System.Runtime.TieredPGO") is not (false or "false");
     }
 
     /// <summary>The machine's 1-minute load average at the end of the run (Linux), or null: others' load skews the figures.</summary>
