@@ -16,6 +16,10 @@ internal sealed class SqliteExecutor : IDisposable
     private readonly Dictionary<string, SqliteCommand> commands = new(StringComparer.Ordinal);
     private readonly Thread thread;
     private readonly int maxBatchSize;
+    private long transactions;
+    private long operations;
+    private long busyTicks;
+    private long commitTicks;
 
     public SqliteExecutor(SqliteConnection connection, int maxBatchSize)
     {
@@ -24,6 +28,13 @@ internal sealed class SqliteExecutor : IDisposable
         this.thread = new Thread(this.Loop) { IsBackground = true, Name = "sqlite-orchestration-store" };
         this.thread.Start();
     }
+
+    /// <summary>Counters since the executor started; for benchmarks and diagnostics.</summary>
+    public SqliteExecutorStats Stats => new(
+        Interlocked.Read(ref this.transactions),
+        Interlocked.Read(ref this.operations),
+        TimeSpan.FromSeconds((double)Interlocked.Read(ref this.busyTicks) / System.Diagnostics.Stopwatch.Frequency),
+        TimeSpan.FromSeconds((double)Interlocked.Read(ref this.commitTicks) / System.Diagnostics.Stopwatch.Frequency));
 
     public Task<T> RunAsync<T>(Func<SqliteExecutor, T> work, CancellationToken cancellationToken)
     {
@@ -117,7 +128,11 @@ internal sealed class SqliteExecutor : IDisposable
 
             if (batch.Count > 0)
             {
+                long start = System.Diagnostics.Stopwatch.GetTimestamp();
                 this.RunBatch(batch);
+                Interlocked.Add(ref this.busyTicks, System.Diagnostics.Stopwatch.GetTimestamp() - start);
+                Interlocked.Increment(ref this.transactions);
+                Interlocked.Add(ref this.operations, batch.Count);
             }
         }
     }
@@ -168,7 +183,9 @@ internal sealed class SqliteExecutor : IDisposable
 
         try
         {
+            long start = System.Diagnostics.Stopwatch.GetTimestamp();
             this.Execute("COMMIT");
+            Interlocked.Add(ref this.commitTicks, System.Diagnostics.Stopwatch.GetTimestamp() - start);
         }
         catch (Exception ex)
         {
@@ -230,4 +247,14 @@ internal sealed class SqliteExecutor : IDisposable
 
         public override void Cancel() => this.Completion.TrySetCanceled(this.CancellationToken);
     }
+}
+
+/// <summary>
+/// What the executor did: transactions (each one fsync with durable commits), operations, time spent
+/// in transactions, and the part of it spent committing (writing and syncing the log).
+/// </summary>
+internal readonly record struct SqliteExecutorStats(long Transactions, long Operations, TimeSpan BusyTime, TimeSpan CommitTime)
+{
+    public static SqliteExecutorStats operator -(SqliteExecutorStats a, SqliteExecutorStats b) =>
+        new(a.Transactions - b.Transactions, a.Operations - b.Operations, a.BusyTime - b.BusyTime, a.CommitTime - b.CommitTime);
 }

@@ -3,6 +3,7 @@ using Microsoft.Data.Sqlite;
 using Orchestrator.Durable.Backend;
 using Orchestrator.Durable.Core;
 using Orchestrator.Durable.History;
+using Orchestrator.Durable.Worker;
 
 namespace Orchestrator.Durable.Sqlite;
 
@@ -12,7 +13,7 @@ namespace Orchestrator.Durable.Sqlite;
 /// before it is acknowledged. Several processes may share one file (SQLite's file locks serialize
 /// their writes; instance and task locks expire, so a dead process's work moves on).
 /// </summary>
-public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
+public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWorkItemSource
 {
     // WARNING: the schema is a persisted format. Change it only with a migration keyed on
     // schema_info.version and a test that opens a database written by the previous version.
@@ -113,6 +114,9 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
 
     /// <summary>The options in use.</summary>
     public SqliteOrchestrationBackendOptions Options => this.options;
+
+    /// <summary>Transactions and operations run so far; for benchmarks and diagnostics.</summary>
+    internal SqliteExecutorStats Stats => this.executor.Stats;
 
     /// <inheritdoc/>
     public Task CreateIfNotExistsAsync(CancellationToken cancellationToken) =>
@@ -255,9 +259,10 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
                     ps.Add(("$prefix", prefix));
                 }
 
+                // The page size is a validated int, written into the text: SQLite re-plans (re-prepares)
+                // a statement on every run when its LIMIT is a bound parameter.
                 string sql = SelectInstance + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : string.Empty)
-                    + " ORDER BY created_at DESC, instance_id LIMIT $limit";
-                ps.Add(("$limit", query.PageSize));
+                    + $" ORDER BY created_at DESC, instance_id LIMIT {query.PageSize.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
                 var list = new List<OrchestrationMetadata>();
                 using SqliteDataReader r = x.Query(sql, [.. ps]);
                 while (r.Read())
@@ -350,110 +355,168 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
     }
 
     /// <inheritdoc/>
-    public Task<OrchestrationWorkItem?> LockNextOrchestrationWorkItemAsync(TimeSpan lockTimeout, CancellationToken cancellationToken)
+    public async Task<OrchestrationWorkItem?> LockNextOrchestrationWorkItemAsync(TimeSpan lockTimeout, CancellationToken cancellationToken)
     {
-        long now = this.Now;
-        long expires = now + lockTimeout.Ticks;
-        string token = NewLockToken();
-        int max = this.options.MaxMessagesPerWorkItem;
-        return this.executor.RunAsync<OrchestrationWorkItem?>(
-            x =>
+        IReadOnlyList<OrchestrationWorkItem> items = await this.LockNextOrchestrationWorkItemsAsync(1, lockTimeout, cancellationToken).ConfigureAwait(false);
+        return items.Count == 0 ? null : items[0];
+    }
+
+    /// <summary>
+    /// Locks up to <paramref name="maxCount"/> instances that have deliverable messages (oldest message
+    /// first), each with its own lock token, in one store operation; empty when none.
+    /// </summary>
+    /// <remarks>
+    /// The store thread only reads and locks rows; the JSON is parsed afterwards on the caller's
+    /// thread, because the store thread serializes every operation of the process. Unreadable
+    /// messages go to the poison table in a follow-up operation; an instance left with no readable
+    /// message is unlocked again.
+    /// </remarks>
+    public async Task<IReadOnlyList<OrchestrationWorkItem>> LockNextOrchestrationWorkItemsAsync(int maxCount, TimeSpan lockTimeout, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxCount, 1);
+        int maxMessages = this.options.MaxMessagesPerWorkItem;
+        for (int attempt = 0; attempt < 16; attempt++)
+        {
+            List<LockedInstance> locked = await this.executor.RunAsync(
+                x => this.LockInstances(x, maxCount, maxMessages, lockTimeout),
+                cancellationToken).ConfigureAwait(false);
+            if (locked.Count == 0)
             {
-                for (int attempt = 0; attempt < 16; attempt++)
+                return [];
+            }
+
+            var items = new List<OrchestrationWorkItem>(locked.Count);
+            var poisoned = new List<(long Id, string MessageId, string InstanceId, string Data, string Reason)>();
+            var unlock = new List<LockedInstance>();
+            JsonException? historyError = null;
+            foreach (LockedInstance l in locked)
+            {
+                var messages = new List<TaskMessage>(l.Messages.Count);
+                foreach (var (id, messageId, data) in l.Messages)
                 {
-                    // A Pending instance has no timers, so a message of it not yet visible is its delayed
-                    // start: until that is due, other messages (early events) cannot make progress.
-                    string? instanceId = (string?)x.Scalar(
-                        """
-                        SELECT m.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
-                        WHERE m.visible_at <= $now AND (i.lock_expires_at IS NULL OR i.lock_expires_at <= $now)
-                          AND (i.status <> 'Pending' OR NOT EXISTS (SELECT 1 FROM inbox s WHERE s.instance_id = i.instance_id AND s.visible_at > $now))
-                        ORDER BY m.visible_at, m.id LIMIT 1
-                        """,
-                        ("$now", now));
-                    if (instanceId is null)
+                    try
                     {
-                        this.DeleteOrphanMessages(x, now);
-                        return null;
+                        messages.Add(HistorySerializer.DeserializeMessage(data));
                     }
-
-                    x.Execute(
-                        "UPDATE instances SET lock_owner = $owner, lock_expires_at = $exp WHERE instance_id = $id",
-                        ("$owner", token),
-                        ("$exp", expires),
-                        ("$id", instanceId));
-
-                    var messages = new List<TaskMessage>();
-                    var poisoned = new List<(long Id, string MessageId, string Data, string Reason)>();
-                    using (SqliteDataReader r = x.Query(
-                        "SELECT id, message_id, data FROM inbox WHERE instance_id = $id AND visible_at <= $now ORDER BY id LIMIT $max",
-                        ("$id", instanceId),
-                        ("$now", now),
-                        ("$max", max)))
+                    catch (JsonException ex)
                     {
-                        while (r.Read())
-                        {
-                            string data = r.GetString(2);
-                            try
-                            {
-                                messages.Add(HistorySerializer.DeserializeMessage(data));
-                            }
-                            catch (JsonException ex)
-                            {
-                                poisoned.Add((r.GetInt64(0), r.GetString(1), data, $"unreadable message: {ex.Message}"));
-                            }
-                        }
+                        poisoned.Add((id, messageId, l.InstanceId, data, $"unreadable message: {ex.Message}"));
                     }
-
-                    foreach (var p in poisoned)
-                    {
-                        MoveToPoison(x, "inbox", p.Id, p.MessageId, instanceId, p.Data, p.Reason, now);
-                    }
-
-                    x.Execute(
-                        "UPDATE inbox SET dequeue_count = dequeue_count + 1 WHERE instance_id = $id AND visible_at <= $now",
-                        ("$id", instanceId),
-                        ("$now", now));
-                    if (messages.Count == 0)
-                    {
-                        x.Execute("UPDATE instances SET lock_owner = NULL, lock_expires_at = NULL WHERE instance_id = $id", ("$id", instanceId));
-                        continue;
-                    }
-
-                    IReadOnlyList<HistoryEvent> history = LoadHistory(x, instanceId);
-                    return new OrchestrationWorkItem
-                    {
-                        InstanceId = instanceId,
-                        LockToken = token,
-                        History = history,
-                        Messages = messages,
-                        BackendState = history.Count,
-                    };
                 }
 
-                return null;
-            },
-            cancellationToken);
+                var history = new List<HistoryEvent>(l.History.Count);
+                try
+                {
+                    foreach (string data in l.History)
+                    {
+                        history.Add(HistorySerializer.DeserializeEvent(data));
+                    }
+                }
+                catch (JsonException ex)
+                {
+                    // As before, a history that cannot be read fails the fetch and leaves the instance unlocked.
+                    historyError ??= ex;
+                    unlock.Add(l);
+                    continue;
+                }
+
+                if (messages.Count == 0)
+                {
+                    unlock.Add(l);
+                    continue;
+                }
+
+                items.Add(new OrchestrationWorkItem
+                {
+                    InstanceId = l.InstanceId,
+                    LockToken = l.LockToken,
+                    History = history,
+                    Messages = messages,
+                    BackendState = new WorkItemState { HistoryCount = history.Count },
+                });
+            }
+
+            if (poisoned.Count > 0 || unlock.Count > 0)
+            {
+                await this.executor.RunAsync(
+                    x =>
+                    {
+                        long now = this.Now;
+                        foreach (var p in poisoned)
+                        {
+                            MoveToPoison(x, "inbox", p.Id, p.MessageId, p.InstanceId, p.Data, p.Reason, now);
+                        }
+
+                        foreach (LockedInstance l in unlock)
+                        {
+                            x.Execute(
+                                "UPDATE instances SET lock_owner = NULL, lock_expires_at = NULL WHERE instance_id = $id AND lock_owner = $owner",
+                                ("$id", l.InstanceId),
+                                ("$owner", l.LockToken));
+                        }
+
+                        return true;
+                    },
+                    CancellationToken.None).ConfigureAwait(false);
+            }
+
+            if (items.Count > 0)
+            {
+                return items;
+            }
+
+            if (historyError is not null)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(historyError);
+            }
+
+            // Every message of the instances found was unreadable and is now in the poison table: look again.
+        }
+
+        return [];
     }
 
     /// <inheritdoc/>
-    public Task CommitCheckpointAsync(OrchestrationWorkItem workItem, OrchestrationCheckpoint checkpoint, CancellationToken cancellationToken)
+    public async Task CommitCheckpointAsync(OrchestrationWorkItem workItem, OrchestrationCheckpoint checkpoint, CancellationToken cancellationToken)
     {
+        var itemState = (WorkItemState)workItem.BackendState!;
         long now = this.Now;
         var events = checkpoint.NewEvents.Select(e => (e.EventType, HistorySerializer.Serialize(e))).ToList();
         var outbox = checkpoint.Outbox.Select(m => (m.MessageId, m.InstanceId, HistorySerializer.Serialize(m))).ToList();
         InstanceState state = checkpoint.State;
         string? failure = state.FailureDetails is null ? null : HistorySerializer.Serialize(state.FailureDetails);
-        return this.executor.RunAsync(
+        int historyCount = await this.executor.RunAsync(
             x =>
             {
-                string? owner = (string?)x.Scalar("SELECT lock_owner FROM instances WHERE instance_id = $id", ("$id", workItem.InstanceId));
-                if (owner != workItem.LockToken)
+                // The state update doubles as the lock check: it matches no row unless this work item
+                // still holds the lock, and then nothing has been written.
+                int count = (checkpoint.ReplaceHistory ? 0 : itemState.HistoryCount) + events.Count;
+                int updated = x.Execute(
+                    """
+                    UPDATE instances SET execution_id = $exec, name = $name, status = $status, input = $input, output = $output,
+                        custom_status = $custom, failure = $failure, parent_instance_id = $parent, last_updated_at = $now,
+                        completed_at = $completed, history_count = $count
+                    WHERE instance_id = $id AND lock_owner = $owner
+                    """,
+                    ("$exec", state.ExecutionId),
+                    ("$name", state.Name),
+                    ("$status", state.Status.ToString()),
+                    ("$input", state.Input),
+                    ("$output", state.Output),
+                    ("$custom", state.CustomStatus),
+                    ("$failure", failure),
+                    ("$parent", state.ParentInstanceId),
+                    ("$now", now),
+                    ("$completed", state.Status.IsTerminal() ? now : null),
+                    ("$count", count),
+                    ("$id", workItem.InstanceId),
+                    ("$owner", workItem.LockToken));
+                if (updated == 0)
                 {
                     throw new WorkItemLockLostException(workItem.InstanceId);
                 }
 
-                int seq = (int)workItem.BackendState!;
+                int seq = itemState.HistoryCount;
                 if (checkpoint.ReplaceHistory)
                 {
                     x.Execute("DELETE FROM history WHERE instance_id = $id", ("$id", workItem.InstanceId));
@@ -471,25 +534,6 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
                         ("$data", data));
                 }
 
-                x.Execute(
-                    """
-                    UPDATE instances SET execution_id = $exec, name = $name, status = $status, input = $input, output = $output,
-                        custom_status = $custom, failure = $failure, parent_instance_id = $parent, last_updated_at = $now,
-                        completed_at = $completed, history_count = $count
-                    WHERE instance_id = $id
-                    """,
-                    ("$exec", state.ExecutionId),
-                    ("$name", state.Name),
-                    ("$status", state.Status.ToString()),
-                    ("$input", state.Input),
-                    ("$output", state.Output),
-                    ("$custom", state.CustomStatus),
-                    ("$failure", failure),
-                    ("$parent", state.ParentInstanceId),
-                    ("$now", now),
-                    ("$completed", state.Status.IsTerminal() ? now : null),
-                    ("$count", seq),
-                    ("$id", workItem.InstanceId));
                 foreach (var (messageId, _, data) in outbox)
                 {
                     x.Execute(
@@ -499,16 +543,21 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
                         ("$data", data));
                 }
 
-                workItem.BackendState = seq;
-                return true;
+                return seq;
             },
-            cancellationToken);
+            cancellationToken).ConfigureAwait(false);
+
+        // Only once committed: the next checkpoint appends after these events, and dispatch can route
+        // this checkpoint's outbox rows without parsing them again.
+        itemState.HistoryCount = historyCount;
+        itemState.Outbox = checkpoint.Outbox.Count == 0 ? null : checkpoint.Outbox.ToDictionary(m => m.MessageId, StringComparer.Ordinal);
     }
 
     /// <inheritdoc/>
     public async Task DispatchOutboxAsync(OrchestrationWorkItem workItem, CancellationToken cancellationToken)
     {
         long now = this.Now;
+        Dictionary<string, TaskMessage>? known = (workItem.BackendState as WorkItemState)?.Outbox;
         var (orchestrations, activities) = await this.executor.RunAsync(
             x =>
             {
@@ -524,7 +573,8 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
                 int o = 0, a = 0;
                 foreach (var (messageId, data) in rows)
                 {
-                    TaskMessage m = HistorySerializer.DeserializeMessage(data);
+                    // Rows this work item committed are known in memory; rows a crashed worker left are parsed.
+                    TaskMessage m = known is not null && known.TryGetValue(messageId, out TaskMessage? k) ? k : HistorySerializer.DeserializeMessage(data);
                     if (m.IsActivityWorkItem)
                     {
                         x.Execute(
@@ -612,67 +662,112 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
     }
 
     /// <inheritdoc/>
-    public Task<ActivityWorkItem?> LockNextActivityWorkItemAsync(TimeSpan lockTimeout, CancellationToken cancellationToken)
+    public async Task<ActivityWorkItem?> LockNextActivityWorkItemAsync(TimeSpan lockTimeout, CancellationToken cancellationToken)
     {
-        long now = this.Now;
-        long expires = now + lockTimeout.Ticks;
-        string token = NewLockToken();
-        return this.executor.RunAsync<ActivityWorkItem?>(
-            x =>
-            {
-                while (true)
+        IReadOnlyList<ActivityWorkItem> items = await this.LockNextActivityWorkItemsAsync(1, lockTimeout, cancellationToken).ConfigureAwait(false);
+        return items.Count == 0 ? null : items[0];
+    }
+
+    /// <summary>
+    /// Locks up to <paramref name="maxCount"/> deliverable activity work items, oldest first, each with
+    /// its own lock token, in one store operation; empty when none. Parsing happens off the store
+    /// thread; unreadable items go to the poison table in a follow-up operation.
+    /// </summary>
+    public async Task<IReadOnlyList<ActivityWorkItem>> LockNextActivityWorkItemsAsync(int maxCount, TimeSpan lockTimeout, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxCount, 1);
+        for (int attempt = 0; attempt < 16; attempt++)
+        {
+            List<(long Id, string MessageId, string Data, int DequeueCount, string Token)> rows = await this.executor.RunAsync(
+                x =>
                 {
-                    long id;
-                    string messageId, data;
-                    int dequeueCount;
+                    long now = this.Now;
+                    long expires = now + lockTimeout.Ticks;
+                    var found = new List<(long Id, string MessageId, string Data, int DequeueCount, string Token)>();
+                    // A constant LIMIT (a bound one makes SQLite re-prepare the statement on every run).
                     using (SqliteDataReader r = x.Query(
-                        "SELECT id, message_id, data, dequeue_count FROM tasks WHERE visible_at <= $now ORDER BY visible_at, id LIMIT 1",
+                        "SELECT id, message_id, data, dequeue_count FROM tasks WHERE visible_at <= $now ORDER BY visible_at, id LIMIT 256",
                         ("$now", now)))
                     {
-                        if (!r.Read())
+                        while (found.Count < maxCount && r.Read())
                         {
-                            return null;
-                        }
-
-                        id = r.GetInt64(0);
-                        messageId = r.GetString(1);
-                        data = r.GetString(2);
-                        dequeueCount = r.GetInt32(3) + 1;
-                    }
-
-                    TaskMessage m;
-                    try
-                    {
-                        m = HistorySerializer.DeserializeMessage(data);
-                        if (m.Event is not TaskScheduledEvent || m.ExecutionId is null)
-                        {
-                            throw new JsonException("an activity work item must carry a TaskScheduled event and an execution id");
+                            found.Add((r.GetInt64(0), r.GetString(1), r.GetString(2), r.GetInt32(3) + 1, NewLockToken()));
                         }
                     }
-                    catch (JsonException ex)
+
+                    foreach (var f in found)
                     {
-                        MoveToPoison(x, "tasks", id, messageId, null, data, $"unreadable message: {ex.Message}", now);
-                        continue;
+                        x.Execute(
+                            "UPDATE tasks SET visible_at = $exp, lock_owner = $owner, dequeue_count = $dc WHERE id = $id",
+                            ("$exp", expires),
+                            ("$owner", f.Token),
+                            ("$dc", f.DequeueCount),
+                            ("$id", f.Id));
                     }
 
-                    x.Execute(
-                        "UPDATE tasks SET visible_at = $exp, lock_owner = $owner, dequeue_count = $dc WHERE id = $id",
-                        ("$exp", expires),
-                        ("$owner", token),
-                        ("$dc", dequeueCount),
-                        ("$id", id));
-                    return new ActivityWorkItem
+                    return found;
+                },
+                cancellationToken).ConfigureAwait(false);
+            if (rows.Count == 0)
+            {
+                return [];
+            }
+
+            var items = new List<ActivityWorkItem>(rows.Count);
+            var poisoned = new List<(long Id, string MessageId, string Data, string Token, string Reason)>();
+            foreach (var (id, messageId, data, dequeueCount, token) in rows)
+            {
+                try
+                {
+                    TaskMessage m = HistorySerializer.DeserializeMessage(data);
+                    if (m.Event is not TaskScheduledEvent scheduled || m.ExecutionId is null)
+                    {
+                        throw new JsonException("an activity work item must carry a TaskScheduled event and an execution id");
+                    }
+
+                    items.Add(new ActivityWorkItem
                     {
                         MessageId = messageId,
                         InstanceId = m.InstanceId,
                         ExecutionId = m.ExecutionId,
-                        Event = (TaskScheduledEvent)m.Event,
+                        Event = scheduled,
                         LockToken = token,
                         DequeueCount = dequeueCount,
-                    };
+                    });
                 }
-            },
-            cancellationToken);
+                catch (JsonException ex)
+                {
+                    poisoned.Add((id, messageId, data, token, $"unreadable message: {ex.Message}"));
+                }
+            }
+
+            if (poisoned.Count > 0)
+            {
+                await this.executor.RunAsync(
+                    x =>
+                    {
+                        long now = this.Now;
+                        foreach (var p in poisoned)
+                        {
+                            // Still ours (locked above): move it; otherwise its lock expired and someone else has it.
+                            if (x.Scalar("SELECT 1 FROM tasks WHERE id = $id AND lock_owner = $owner", ("$id", p.Id), ("$owner", p.Token)) is not null)
+                            {
+                                MoveToPoison(x, "tasks", p.Id, p.MessageId, null, p.Data, p.Reason, now);
+                            }
+                        }
+
+                        return true;
+                    },
+                    CancellationToken.None).ConfigureAwait(false);
+            }
+
+            if (items.Count > 0)
+            {
+                return items;
+            }
+        }
+
+        return [];
     }
 
     /// <inheritdoc/>
@@ -903,22 +998,127 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend
         x.Execute($"DELETE FROM {source} WHERE id = $id", ("$id", rowId));
     }
 
+    /// <summary>On the store thread: finds and locks instances with deliverable messages, and reads their rows unparsed.</summary>
+    private List<LockedInstance> LockInstances(SqliteExecutor x, int maxCount, int maxMessages, TimeSpan lockTimeout)
+    {
+        long now = this.Now;
+        long expires = now + lockTimeout.Ticks;
+        var ids = new List<string>(maxCount);
+        // A Pending instance has no timers, so a message of it not yet visible is its delayed
+        // start: until that is due, other messages (early events) cannot make progress.
+        using (SqliteDataReader r = x.Query(
+            """
+            SELECT m.instance_id FROM inbox m JOIN instances i ON i.instance_id = m.instance_id
+            WHERE m.visible_at <= $now AND (i.lock_expires_at IS NULL OR i.lock_expires_at <= $now)
+              AND (i.status <> 'Pending' OR NOT EXISTS (SELECT 1 FROM inbox s WHERE s.instance_id = i.instance_id AND s.visible_at > $now))
+            ORDER BY m.visible_at, m.id LIMIT 256
+            """,
+            ("$now", now)))
+        {
+            // Several messages of one instance come one after another; each instance is locked once.
+            while (ids.Count < maxCount && r.Read())
+            {
+                string id = r.GetString(0);
+                if (!ids.Contains(id))
+                {
+                    ids.Add(id);
+                }
+            }
+        }
+
+        if (ids.Count == 0)
+        {
+            this.DeleteOrphanMessages(x, now);
+            return [];
+        }
+
+        var locked = new List<LockedInstance>(ids.Count);
+        foreach (string instanceId in ids)
+        {
+            string token = NewLockToken();
+            x.Execute(
+                "UPDATE instances SET lock_owner = $owner, lock_expires_at = $exp WHERE instance_id = $id",
+                ("$owner", token),
+                ("$exp", expires),
+                ("$id", instanceId));
+
+            var messages = new List<(long, string, string)>();
+            using (SqliteDataReader r = x.Query(
+                "SELECT id, message_id, data FROM inbox WHERE instance_id = $id AND visible_at <= $now ORDER BY id",
+                ("$id", instanceId),
+                ("$now", now)))
+            {
+                while (messages.Count < maxMessages && r.Read())
+                {
+                    messages.Add((r.GetInt64(0), r.GetString(1), r.GetString(2)));
+                }
+            }
+
+            x.Execute(
+                "UPDATE inbox SET dequeue_count = dequeue_count + 1 WHERE instance_id = $id AND visible_at <= $now",
+                ("$id", instanceId),
+                ("$now", now));
+
+            var history = new List<string>();
+            using (SqliteDataReader r = x.Query("SELECT data FROM history WHERE instance_id = $id ORDER BY seq", ("$id", instanceId)))
+            {
+                while (r.Read())
+                {
+                    history.Add(r.GetString(0));
+                }
+            }
+
+            locked.Add(new LockedInstance(instanceId, token, messages, history));
+        }
+
+        return locked;
+    }
+
+    /// <summary>An instance locked by <see cref="LockInstances"/>, with its rows as stored.</summary>
+    private sealed record LockedInstance(string InstanceId, string LockToken, List<(long Id, string MessageId, string Data)> Messages, List<string> History);
+
+    /// <summary>What the backend keeps in <see cref="OrchestrationWorkItem.BackendState"/>.</summary>
+    private sealed class WorkItemState
+    {
+        /// <summary>History rows of the current execution; the next checkpoint appends after them.</summary>
+        public int HistoryCount { get; set; }
+
+        /// <summary>The outbox of the last committed checkpoint, by message id; null when empty.</summary>
+        public Dictionary<string, TaskMessage>? Outbox { get; set; }
+    }
+
     private void DeleteOrphanMessages(SqliteExecutor x, long now)
     {
         // Messages whose instance no longer exists (purged meanwhile) would otherwise sit forever.
         x.Execute("DELETE FROM inbox WHERE visible_at <= $now AND instance_id NOT IN (SELECT instance_id FROM instances)", ("$now", now));
     }
 
-    /// <summary>An auto-reset signal that wakes one waiting dispatcher loop.</summary>
+    /// <summary>
+    /// Wakes the dispatcher loops waiting for work of one kind. A signal is never lost: one given
+    /// while no loop waits (say, during a fetch that ran just before the work was committed) makes the
+    /// next wait return at once, instead of after the polling interval (up to a second when idle).
+    /// </summary>
     private sealed class WorkSignal
     {
         private TaskCompletionSource tcs = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int pending;
 
-        public void Set() => Interlocked.Exchange(ref this.tcs, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        public void Set()
+        {
+            // Flag first, then wake: a waiter that read the old source is woken by it, one that
+            // reads the new source sees the flag.
+            Volatile.Write(ref this.pending, 1);
+            Interlocked.Exchange(ref this.tcs, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+        }
 
         public async Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
         {
             Task signal = Volatile.Read(ref this.tcs).Task;
+            if (Interlocked.Exchange(ref this.pending, 0) == 1)
+            {
+                return;
+            }
+
             try
             {
                 await signal.WaitAsync(timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);

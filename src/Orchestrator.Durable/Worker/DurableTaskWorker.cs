@@ -19,6 +19,9 @@ namespace Orchestrator.Durable.Worker;
 /// </remarks>
 public sealed class DurableTaskWorker : IAsyncDisposable
 {
+    /// <summary>Most work items one fetch locks (when the backend can lock several at once).</summary>
+    private const int MaxItemsPerFetch = 32;
+
     private readonly IOrchestrationBackend backend;
     private readonly DurableTaskRegistry registry;
     private readonly DurableTaskWorkerOptions options;
@@ -28,8 +31,8 @@ public sealed class DurableTaskWorker : IAsyncDisposable
     private readonly SemaphoreSlim activitySlots;
     private readonly ConcurrentDictionary<Task, byte> inFlight = new();
     private CancellationTokenSource? stopping;
-    private Task? orchestrationLoop;
-    private Task? activityLoop;
+    private Task? orchestrationLoops;
+    private Task? activityLoops;
     private int abandoned;
 
     /// <summary>Creates a worker; call <see cref="StartAsync"/> to begin.</summary>
@@ -55,8 +58,11 @@ public sealed class DurableTaskWorker : IAsyncDisposable
 
         await this.backend.CreateIfNotExistsAsync(cancellationToken).ConfigureAwait(false);
         this.stopping = new CancellationTokenSource();
-        this.orchestrationLoop = Task.Run(() => this.RunLoopAsync(WorkItemKind.Orchestration, this.stopping.Token), CancellationToken.None);
-        this.activityLoop = Task.Run(() => this.RunLoopAsync(WorkItemKind.Activity, this.stopping.Token), CancellationToken.None);
+        CancellationToken stop = this.stopping.Token;
+        this.orchestrationLoops = Task.WhenAll(Enumerable.Range(0, this.options.DispatcherCount)
+            .Select(_ => Task.Run(() => this.RunLoopAsync(WorkItemKind.Orchestration, stop), CancellationToken.None)));
+        this.activityLoops = Task.WhenAll(Enumerable.Range(0, this.options.DispatcherCount)
+            .Select(_ => Task.Run(() => this.RunLoopAsync(WorkItemKind.Activity, stop), CancellationToken.None)));
         Log.WorkerStarted(this.logger, this.options.WorkerId, this.options.MaxConcurrentOrchestrations, this.options.MaxConcurrentActivities);
     }
 
@@ -69,7 +75,7 @@ public sealed class DurableTaskWorker : IAsyncDisposable
         }
 
         await this.stopping.CancelAsync().ConfigureAwait(false);
-        await Task.WhenAll(this.orchestrationLoop!, this.activityLoop!).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await Task.WhenAll(this.orchestrationLoops!, this.activityLoops!).WaitAsync(cancellationToken).ConfigureAwait(false);
         await Task.WhenAll(this.inFlight.Keys).WaitAsync(cancellationToken).ConfigureAwait(false);
         Log.WorkerStopped(this.logger, this.options.WorkerId, this.abandoned);
     }
@@ -98,14 +104,27 @@ public sealed class DurableTaskWorker : IAsyncDisposable
                 break;
             }
 
-            Task? work = null;
+            // One fetch fills every free slot (up to a bound) when the backend can lock several
+            // items per round trip; each item keeps its slot until its work is done.
+            int reserved = 1;
+            if (this.backend is IBatchWorkItemSource)
+            {
+                while (reserved < MaxItemsPerFetch && slots.Wait(0))
+                {
+                    reserved++;
+                }
+            }
+
+            IReadOnlyList<Task> started = [];
             try
             {
-                work = kind == WorkItemKind.Orchestration ? await this.TryStartOrchestrationAsync(stop).ConfigureAwait(false) : await this.TryStartActivityAsync(stop).ConfigureAwait(false);
+                started = kind == WorkItemKind.Orchestration
+                    ? await this.StartOrchestrationsAsync(reserved, stop).ConfigureAwait(false)
+                    : await this.StartActivitiesAsync(reserved, stop).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (stop.IsCancellationRequested)
             {
-                slots.Release();
+                slots.Release(reserved);
                 break;
             }
             catch (Exception ex)
@@ -113,9 +132,13 @@ public sealed class DurableTaskWorker : IAsyncDisposable
                 Log.FetchFailed(this.logger, ex, kind.ToString());
             }
 
-            if (work is null)
+            if (started.Count < reserved)
             {
-                slots.Release();
+                slots.Release(reserved - started.Count);
+            }
+
+            if (started.Count == 0)
+            {
                 try
                 {
                     await this.backend.WaitForWorkAsync(kind, delay, stop).ConfigureAwait(false);
@@ -130,29 +153,52 @@ public sealed class DurableTaskWorker : IAsyncDisposable
             }
 
             delay = this.options.MinPollingInterval;
-            this.inFlight.TryAdd(work, 0);
-            _ = work.ContinueWith(
-                t =>
-                {
-                    this.inFlight.TryRemove(t, out _);
-                    slots.Release();
-                },
-                CancellationToken.None,
-                TaskContinuationOptions.ExecuteSynchronously,
-                TaskScheduler.Default);
+            foreach (Task work in started)
+            {
+                this.inFlight.TryAdd(work, 0);
+                _ = work.ContinueWith(
+                    t =>
+                    {
+                        this.inFlight.TryRemove(t, out _);
+                        slots.Release();
+                    },
+                    CancellationToken.None,
+                    TaskContinuationOptions.ExecuteSynchronously,
+                    TaskScheduler.Default);
+            }
         }
     }
 
-    private async Task<Task?> TryStartOrchestrationAsync(CancellationToken stop)
+    private async Task<IReadOnlyList<Task>> StartOrchestrationsAsync(int maxCount, CancellationToken stop)
     {
-        OrchestrationWorkItem? item = await this.backend.LockNextOrchestrationWorkItemAsync(this.options.OrchestrationLockTimeout, stop).ConfigureAwait(false);
-        return item is null ? null : Task.Run(() => this.ProcessOrchestrationAsync(item, stop), CancellationToken.None);
+        IReadOnlyList<OrchestrationWorkItem> items;
+        if (maxCount > 1 && this.backend is IBatchWorkItemSource batch)
+        {
+            items = await batch.LockNextOrchestrationWorkItemsAsync(maxCount, this.options.OrchestrationLockTimeout, stop).ConfigureAwait(false);
+        }
+        else
+        {
+            OrchestrationWorkItem? item = await this.backend.LockNextOrchestrationWorkItemAsync(this.options.OrchestrationLockTimeout, stop).ConfigureAwait(false);
+            items = item is null ? [] : [item];
+        }
+
+        return items.Select(item => Task.Run(() => this.ProcessOrchestrationAsync(item, stop), CancellationToken.None)).ToList();
     }
 
-    private async Task<Task?> TryStartActivityAsync(CancellationToken stop)
+    private async Task<IReadOnlyList<Task>> StartActivitiesAsync(int maxCount, CancellationToken stop)
     {
-        ActivityWorkItem? item = await this.backend.LockNextActivityWorkItemAsync(this.options.ActivityLockTimeout, stop).ConfigureAwait(false);
-        return item is null ? null : Task.Run(() => this.ProcessActivityAsync(item, stop), CancellationToken.None);
+        IReadOnlyList<ActivityWorkItem> items;
+        if (maxCount > 1 && this.backend is IBatchWorkItemSource batch)
+        {
+            items = await batch.LockNextActivityWorkItemsAsync(maxCount, this.options.ActivityLockTimeout, stop).ConfigureAwait(false);
+        }
+        else
+        {
+            ActivityWorkItem? item = await this.backend.LockNextActivityWorkItemAsync(this.options.ActivityLockTimeout, stop).ConfigureAwait(false);
+            items = item is null ? [] : [item];
+        }
+
+        return items.Select(item => Task.Run(() => this.ProcessActivityAsync(item, stop), CancellationToken.None)).ToList();
     }
 
     private async Task ProcessOrchestrationAsync(OrchestrationWorkItem item, CancellationToken stop)

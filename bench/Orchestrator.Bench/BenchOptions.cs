@@ -1,0 +1,194 @@
+using System.Globalization;
+
+namespace Orchestrator.Bench;
+
+/// <summary>A command line the benchmark cannot run; reported on stderr with exit code 2.</summary>
+internal sealed class UsageException(string message) : Exception(message);
+
+/// <summary>The parsed command line.</summary>
+internal sealed record BenchOptions
+{
+    public const string Usage = """
+        usage: Orchestrator.Bench <workload> --backend <backend> [options]
+
+        workloads:
+          hello-sequence   each orchestration calls 5 trivial activities in sequence (default count 1000)
+          fan-out          each orchestration fans out 100 trivial activities and fans in (default count 20)
+          waiting          N orchestrations wait for an external event, then all are released (default count 1000)
+
+        backends:
+          sqlite           embedded SQLite file (WAL)
+          azurite          Azure Storage emulator (not implemented yet)
+
+        options:
+          --count N                    orchestrations to run
+          --db PATH                    SQLite file to create (must not exist; kept afterwards).
+                                       Default: a fresh temp file, deleted afterwards
+          --synchronous full|normal    SQLite durability: FULL (default, fsync per commit) or NORMAL
+          --warmup N                   orchestrations run (same workload, same store) before measuring;
+                                       default: the count (waiting: at most 1000); 0 to skip
+          --max-orchestrations N       worker's MaxConcurrentOrchestrations (default: the worker default)
+          --max-activities N           worker's MaxConcurrentActivities (default: the worker default)
+          --dispatchers N              worker's DispatcherCount (default: the worker default)
+          --concurrency N              hello-sequence/fan-out: at most N orchestrations in flight, each
+                                       started when an earlier one completed (default: all at once)
+          --timeout SECONDS            give up after this long (default 600); exit code 1
+        """;
+
+    public required string Workload { get; init; }
+
+    public required string Backend { get; init; }
+
+    public int? Count { get; init; }
+
+    public string? DbPath { get; init; }
+
+    public bool DurableCommits { get; init; } = true;
+
+    public int? Warmup { get; init; }
+
+    public int? MaxConcurrentOrchestrations { get; init; }
+
+    public int? MaxConcurrentActivities { get; init; }
+
+    public int? DispatcherCount { get; init; }
+
+    public int? Concurrency { get; init; }
+
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(600);
+
+    public static readonly string[] Workloads = ["hello-sequence", "fan-out", "waiting"];
+
+    public static readonly string[] Backends = ["sqlite", "azurite"];
+
+    /// <exception cref="UsageException">The arguments are not a valid command line.</exception>
+    public static BenchOptions Parse(string[] args)
+    {
+        string? workload = null;
+        string? backend = null;
+        int? count = null, warmup = null, maxOrch = null, maxAct = null, dispatchers = null, concurrency = null;
+        string? db = null;
+        bool durable = true;
+        TimeSpan timeout = TimeSpan.FromSeconds(600);
+        for (int i = 0; i < args.Length; i++)
+        {
+            string a = args[i];
+            switch (a)
+            {
+                case "--backend":
+                    backend = Value(args, ref i);
+                    break;
+                case "--count":
+                    count = PositiveInt(a, Value(args, ref i), allowZero: false);
+                    break;
+                case "--db":
+                    db = Value(args, ref i);
+                    break;
+                case "--synchronous":
+                    durable = Value(args, ref i).ToUpperInvariant() switch
+                    {
+                        "FULL" => true,
+                        "NORMAL" => false,
+                        var v => throw new UsageException($"--synchronous must be 'full' or 'normal', not '{v}'."),
+                    };
+                    break;
+                case "--warmup":
+                    warmup = PositiveInt(a, Value(args, ref i), allowZero: true);
+                    break;
+                case "--max-orchestrations":
+                    maxOrch = PositiveInt(a, Value(args, ref i), allowZero: false);
+                    break;
+                case "--max-activities":
+                    maxAct = PositiveInt(a, Value(args, ref i), allowZero: false);
+                    break;
+                case "--dispatchers":
+                    dispatchers = PositiveInt(a, Value(args, ref i), allowZero: false);
+                    break;
+                case "--concurrency":
+                    concurrency = PositiveInt(a, Value(args, ref i), allowZero: false);
+                    break;
+                case "--timeout":
+                    timeout = TimeSpan.FromSeconds(PositiveInt(a, Value(args, ref i), allowZero: false));
+                    break;
+                default:
+                    if (a.StartsWith('-'))
+                    {
+                        throw new UsageException($"Unknown option '{a}'.");
+                    }
+
+                    if (workload is not null)
+                    {
+                        throw new UsageException($"Unexpected argument '{a}' (the workload is already '{workload}').");
+                    }
+
+                    workload = a;
+                    break;
+            }
+        }
+
+        if (workload is null)
+        {
+            throw new UsageException("No workload given.");
+        }
+
+        if (!Workloads.Contains(workload))
+        {
+            throw new UsageException($"Unknown workload '{workload}'; expected one of: {string.Join(", ", Workloads)}.");
+        }
+
+        if (backend is null)
+        {
+            throw new UsageException("No backend given; pass --backend sqlite.");
+        }
+
+        if (!Backends.Contains(backend))
+        {
+            throw new UsageException($"Unknown backend '{backend}'; expected one of: {string.Join(", ", Backends)}.");
+        }
+
+        if (backend == "azurite")
+        {
+            throw new UsageException("The azurite backend is not implemented yet (the Azure Storage backend comes in a later issue); use --backend sqlite.");
+        }
+
+        if (db is not null && (File.Exists(db) || Directory.Exists(db)))
+        {
+            throw new UsageException($"--db '{db}' already exists; the benchmark needs a fresh database. Pass a new path or delete it.");
+        }
+
+        return new BenchOptions
+        {
+            Workload = workload,
+            Backend = backend,
+            Count = count,
+            DbPath = db,
+            DurableCommits = durable,
+            Warmup = warmup,
+            MaxConcurrentOrchestrations = maxOrch,
+            MaxConcurrentActivities = maxAct,
+            DispatcherCount = dispatchers,
+            Concurrency = concurrency,
+            Timeout = timeout,
+        };
+    }
+
+    private static string Value(string[] args, ref int i)
+    {
+        if (i + 1 >= args.Length || args[i + 1].StartsWith("--", StringComparison.Ordinal))
+        {
+            throw new UsageException($"Option '{args[i]}' needs a value.");
+        }
+
+        return args[++i];
+    }
+
+    private static int PositiveInt(string option, string value, bool allowZero)
+    {
+        if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int n) || (n == 0 && !allowZero))
+        {
+            throw new UsageException($"Option '{option}' needs a {(allowZero ? "non-negative" : "positive")} integer, not '{value}'.");
+        }
+
+        return n;
+    }
+}

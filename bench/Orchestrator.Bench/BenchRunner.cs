@@ -1,0 +1,392 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Orchestrator.Durable;
+using Orchestrator.Durable.Backend;
+using Orchestrator.Durable.Client;
+using Orchestrator.Durable.Sqlite;
+using Orchestrator.Durable.Worker;
+
+namespace Orchestrator.Bench;
+
+/// <summary>The run failed (an orchestration did not complete as expected).</summary>
+internal sealed class BenchFailedException(string message) : Exception(message);
+
+/// <summary>
+/// Runs one workload against a fresh store: a warm-up batch, then the measured batch. All
+/// orchestrations of a batch are scheduled at once (a burst), and the run ends when none is left
+/// unfinished. Times come from the store's own timestamps (completion time of each instance), so
+/// polling for the end does not blur them.
+/// </summary>
+internal sealed class BenchRunner(BenchOptions options)
+{
+    private static readonly TimeSpan DonePollInterval = TimeSpan.FromMilliseconds(50);
+    private static readonly TimeSpan ProgressInterval = TimeSpan.FromSeconds(1);
+    private readonly TimeProvider clock = TimeProvider.System;
+    private IOrchestrationBackend backend = null!;
+    private DurableTaskClient client = null!;
+
+    public async Task<Dictionary<string, object?>> RunAsync(CancellationToken cancellationToken)
+    {
+        int count = options.Count ?? options.Workload switch
+        {
+            "fan-out" => 20,
+            _ => 1000,
+        };
+        // The measured batch is the second of its size by default: on a small machine the JIT is
+        // still optimizing hot code well into the first thousand orchestrations.
+        int warmup = options.Warmup ?? options.Workload switch
+        {
+            "waiting" => Math.Min(count, 1000),
+            _ => count,
+        };
+
+        bool tempDb = options.DbPath is null;
+        string dbPath = options.DbPath ?? Path.Combine(Path.GetTempPath(), $"orchestrator-bench-{Path.GetRandomFileName()}.db");
+        var backendOptions = new SqliteOrchestrationBackendOptions { DataSource = dbPath, DurableCommits = options.DurableCommits };
+        var workerOptions = new DurableTaskWorkerOptions();
+        workerOptions = workerOptions with
+        {
+            MaxConcurrentOrchestrations = options.MaxConcurrentOrchestrations ?? workerOptions.MaxConcurrentOrchestrations,
+            MaxConcurrentActivities = options.MaxConcurrentActivities ?? workerOptions.MaxConcurrentActivities,
+            DispatcherCount = options.DispatcherCount ?? workerOptions.DispatcherCount,
+        };
+
+        using ILoggerFactory loggerFactory = LoggerFactory.Create(b => b
+            .SetMinimumLevel(LogLevel.Warning)
+            .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
+        Progress($"{options.Workload}: backend sqlite, db {dbPath}, synchronous={(options.DurableCommits ? "FULL" : "NORMAL")}, count {count}, warm-up {warmup}");
+        try
+        {
+            var sqlite = new SqliteOrchestrationBackend(backendOptions);
+            await using (sqlite.ConfigureAwait(false))
+            {
+                this.backend = sqlite;
+                this.client = new DurableTaskClient(sqlite);
+                var worker = new DurableTaskWorker(sqlite, Workloads.CreateRegistry(), workerOptions, loggerFactory);
+                await using (worker.ConfigureAwait(false))
+                {
+                    await worker.StartAsync(cancellationToken).ConfigureAwait(false);
+                    if (warmup > 0)
+                    {
+                        Progress($"warm-up: {warmup} orchestrations");
+                        await this.RunBatchAsync("warmup", warmup, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    Progress($"measuring: {count} orchestrations");
+                    SqliteExecutorStats before = sqlite.Stats;
+                    var startCpu = Process.GetCurrentProcess().TotalProcessorTime;
+                    long? startWritten = BytesWritten();
+                    (long Cpu, long Wait)? startStore = StoreThreadSchedStat();
+                    long wallStart = Stopwatch.GetTimestamp();
+                    Measurement m = await this.RunBatchAsync("run", count, cancellationToken).ConfigureAwait(false);
+                    double wall = Stopwatch.GetElapsedTime(wallStart).TotalSeconds;
+                    var cpu = Process.GetCurrentProcess().TotalProcessorTime - startCpu;
+                    SqliteExecutorStats stats = sqlite.Stats - before;
+                    long? written = BytesWritten() - startWritten;
+                    (long Cpu, long Wait)? endStore = StoreThreadSchedStat();
+                    await worker.StopAsync(cancellationToken).ConfigureAwait(false);
+
+                    using var process = Process.GetCurrentProcess();
+                    process.Refresh();
+                    int activities = count * options.Workload switch
+                    {
+                        "hello-sequence" => Workloads.SequenceLength,
+                        "fan-out" => Workloads.FanOutWidth,
+                        _ => 0,
+                    };
+                    var result = new Dictionary<string, object?>
+                    {
+                        ["workload"] = options.Workload,
+                        ["backend"] = options.Backend,
+                        ["count"] = count,
+                        ["seconds"] = Round(m.Seconds, 3),
+                        ["orchestrationsPerSecond"] = Round(count / m.Seconds, 1),
+                        ["activitiesPerSecond"] = Round(activities / m.Seconds, 1),
+                        ["p50Ms"] = Round(Percentile(m.LatenciesMs, 0.50), 1),
+                        ["p99Ms"] = Round(Percentile(m.LatenciesMs, 0.99), 1),
+                        ["maxMs"] = Round(m.LatenciesMs.Max(), 1),
+                        ["latency"] = m.LatencyMeasures,
+                        ["peakWorkingSetMb"] = Round(process.PeakWorkingSet64 / 1048576.0, 1),
+                        ["synchronous"] = options.DurableCommits ? "FULL" : "NORMAL",
+                        ["journalMode"] = "WAL",
+                        ["activities"] = activities,
+                        ["warmup"] = warmup,
+                        ["concurrency"] = options.Workload == "waiting" ? null : options.Concurrency,
+                        ["maxConcurrentOrchestrations"] = workerOptions.MaxConcurrentOrchestrations,
+                        ["maxConcurrentActivities"] = workerOptions.MaxConcurrentActivities,
+                        ["dispatcherCount"] = workerOptions.DispatcherCount,
+                        ["transactions"] = stats.Transactions,
+                        ["operations"] = stats.Operations,
+                        ["operationsPerTransaction"] = Round(stats.Transactions == 0 ? 0 : (double)stats.Operations / stats.Transactions, 2),
+                        ["storeBusyPercent"] = Round(100.0 * stats.BusyTime.TotalSeconds / wall, 1),
+                        ["storeCommitMs"] = Round(stats.CommitTime.TotalMilliseconds, 0),
+                        ["storeWorkMs"] = Round((stats.BusyTime - stats.CommitTime).TotalMilliseconds, 0),
+                        ["commitAvgMs"] = Round(stats.Transactions == 0 ? 0 : stats.CommitTime.TotalMilliseconds / stats.Transactions, 3),
+                        ["storeThreadCpuMs"] = startStore is { } s0 && endStore is { } s1 ? Round((s1.Cpu - s0.Cpu) / 1e6, 0) : null,
+                        ["storeThreadRunQueueMs"] = startStore is { } s2 && endStore is { } s3 ? Round((s3.Wait - s2.Wait) / 1e6, 0) : null,
+                        ["diskWriteMb"] = written is { } w ? Round(w / 1048576.0, 1) : null,
+                        ["diskWriteKbPerTransaction"] = written is { } w2 && stats.Transactions > 0 ? Round(w2 / 1024.0 / stats.Transactions, 1) : null,
+                        ["cpuPercent"] = Round(100.0 * cpu.TotalSeconds / wall, 1),
+                        ["cpuMsPerOrchestration"] = Round(cpu.TotalMilliseconds / count, 2),
+                        ["wallSeconds"] = Round(wall, 3),
+                        ["processorCount"] = Environment.ProcessorCount,
+                        ["loadAverage"] = LoadAverage(),
+                        ["tieredPgo"] = TieredPgoEnabled(),
+                        ["runtime"] = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription,
+                    };
+                    foreach (var (k, v) in m.Extra)
+                    {
+                        result[k] = v;
+                    }
+
+                    return result;
+                }
+            }
+        }
+        finally
+        {
+            if (tempDb)
+            {
+                foreach (string suffix in new[] { string.Empty, "-wal", "-shm", "-journal" })
+                {
+                    File.Delete(dbPath + suffix);
+                }
+            }
+        }
+    }
+
+    /// <summary>Whether dynamic PGO is on: an environment override (DOTNET_TieredPGO) wins over the runtimeconfig.json setting.</summary>
+    private static bool TieredPgoEnabled()
+    {
+        string? env = Environment.GetEnvironmentVariable("DOTNET_TieredPGO") ?? Environment.GetEnvironmentVariable("COMPlus_TieredPGO");
+        if (env is not null)
+        {
+            return env.Trim() != "0";
+        }
+
+        return AppContext.GetData("System.Runtime.TieredPGO") is not (false or "false");
+    }
+
+    /// <summary>The machine's 1-minute load average at the end of the run (Linux), or null: others' load skews the figures.</summary>
+    private static double? LoadAverage()
+    {
+        try
+        {
+            string first = File.ReadAllText("/proc/loadavg").Split(' ')[0];
+            return double.Parse(first, CultureInfo.InvariantCulture);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+        catch (UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Bytes this process has caused to be written to storage (Linux /proc/self/io), or null.</summary>
+    private static long? BytesWritten()
+    {
+        try
+        {
+            foreach (string line in File.ReadLines("/proc/self/io"))
+            {
+                if (line.StartsWith("write_bytes:", StringComparison.Ordinal))
+                {
+                    return long.Parse(line.AsSpan("write_bytes:".Length).Trim(), CultureInfo.InvariantCulture);
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// The store thread's time on a CPU and waiting for one, in nanoseconds (Linux schedstat), or null.
+    /// Unlike wall-clock busy time, this separates the store's own work from time lost to other load.
+    /// </summary>
+    private static (long Cpu, long Wait)? StoreThreadSchedStat()
+    {
+        try
+        {
+            foreach (string task in Directory.EnumerateDirectories("/proc/self/task"))
+            {
+                // Linux keeps the first 15 characters of the thread name.
+                if (File.ReadAllText(Path.Combine(task, "comm")).Trim() == "sqlite-orchestr")
+                {
+                    string[] f = File.ReadAllText(Path.Combine(task, "schedstat")).Split(' ');
+                    return (long.Parse(f[0], CultureInfo.InvariantCulture), long.Parse(f[1], CultureInfo.InvariantCulture));
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+
+        return null;
+    }
+
+    private static void Progress(string message) => Console.Error.WriteLine($"[bench] {message}");
+
+    private static double Round(double value, int digits) => Math.Round(value, digits, MidpointRounding.AwayFromZero);
+
+    private static double Percentile(List<double> values, double p)
+    {
+        if (values.Count == 0)
+        {
+            return 0;
+        }
+
+        var sorted = values.Order().ToList();
+        int rank = (int)Math.Ceiling(p * sorted.Count) - 1;
+        return sorted[Math.Clamp(rank, 0, sorted.Count - 1)];
+    }
+
+    private static string Id(string prefix, int i) => $"{prefix}-{i.ToString("D6", CultureInfo.InvariantCulture)}";
+
+    private async Task<Measurement> RunBatchAsync(string prefix, int count, CancellationToken cancellationToken)
+    {
+        DateTimeOffset t0 = this.clock.GetUtcNow();
+        (string name, object? input) = options.Workload switch
+        {
+            "hello-sequence" => (Workloads.HelloSequence, (object?)"bench"),
+            "fan-out" => (Workloads.FanOut, Workloads.FanOutWidth),
+            _ => (Workloads.Waiter, null),
+        };
+        var scheduledAt = new DateTimeOffset[count];
+        if (options.Concurrency is { } limit && options.Workload != "waiting")
+        {
+            // Closed loop: at most `limit` orchestrations in flight; each slot schedules the next
+            // one when its previous one has completed (seen by polling, which only delays the next
+            // start; the latency is taken from the stored completion time).
+            int next = -1;
+            await Task.WhenAll(Enumerable.Range(0, Math.Min(limit, count)).Select(async _ =>
+            {
+                int i;
+                while ((i = Interlocked.Increment(ref next)) < count)
+                {
+                    scheduledAt[i] = this.clock.GetUtcNow();
+                    string id = await this.client.ScheduleNewOrchestrationInstanceAsync(name, input, new StartOrchestrationOptions { InstanceId = Id(prefix, i) }, cancellationToken).ConfigureAwait(false);
+                    await this.client.WaitForInstanceCompletionAsync(id, cancellationToken).ConfigureAwait(false);
+                }
+            })).ConfigureAwait(false);
+        }
+        else
+        {
+            await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
+            {
+                scheduledAt[i] = this.clock.GetUtcNow();
+                await this.client.ScheduleNewOrchestrationInstanceAsync(name, input, new StartOrchestrationOptions { InstanceId = Id(prefix, i) }, cancellationToken).ConfigureAwait(false);
+            })).ConfigureAwait(false);
+            Progress($"{prefix}: {count} scheduled in {(this.clock.GetUtcNow() - t0).TotalSeconds:0.000} s");
+        }
+
+        var extra = new Dictionary<string, object?>();
+        DateTimeOffset[] latencyFrom = scheduledAt;
+        string latencyMeasures = "scheduled-to-completed";
+        DateTimeOffset? releaseStart = null;
+        if (options.Workload == "waiting")
+        {
+            await this.WaitUntilNoneAsync(prefix, count, [OrchestrationRuntimeStatus.Pending], "waiting", cancellationToken).ConfigureAwait(false);
+            DateTimeOffset allWaiting = this.clock.GetUtcNow();
+            Progress($"{prefix}: all {count} waiting after {(allWaiting - t0).TotalSeconds:0.000} s; raising the event");
+            GC.Collect();
+            using (var p = Process.GetCurrentProcess())
+            {
+                extra["workingSetWhileWaitingMb"] = Math.Round(p.WorkingSet64 / 1048576.0, 1);
+            }
+
+            var raisedAt = new DateTimeOffset[count];
+            releaseStart = this.clock.GetUtcNow();
+            await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
+            {
+                raisedAt[i] = this.clock.GetUtcNow();
+                await this.client.RaiseEventAsync(Id(prefix, i), Workloads.EventName, "released", cancellationToken).ConfigureAwait(false);
+            })).ConfigureAwait(false);
+            extra["allWaitingSeconds"] = Math.Round((allWaiting - t0).TotalSeconds, 3);
+            latencyFrom = raisedAt;
+            latencyMeasures = "event-raised-to-completed";
+        }
+
+        await this.WaitUntilNoneAsync(prefix, count, [OrchestrationRuntimeStatus.Pending, OrchestrationRuntimeStatus.Running], "completed", cancellationToken).ConfigureAwait(false);
+
+        // Read every instance back: its completion time and status are the measurement.
+        OrchestrationMetadata?[] metas = await Task.WhenAll(Enumerable.Range(0, count)
+            .Select(i => this.client.GetInstanceAsync(Id(prefix, i), cancellationToken))).ConfigureAwait(false);
+        var latencies = new List<double>(count);
+        DateTimeOffset last = t0;
+        for (int i = 0; i < count; i++)
+        {
+            OrchestrationMetadata? m = metas[i];
+            if (m is null || m.RuntimeStatus != OrchestrationRuntimeStatus.Completed || m.CompletedAt is not { } done)
+            {
+                throw new BenchFailedException($"instance {Id(prefix, i)} ended {m?.RuntimeStatus.ToString() ?? "missing"}"
+                    + (m?.FailureDetails is { } f ? $": {f.ErrorType}: {f.ErrorMessage}" : string.Empty));
+            }
+
+            latencies.Add((done - latencyFrom[i]).TotalMilliseconds);
+            if (done > last)
+            {
+                last = done;
+            }
+        }
+
+        if (releaseStart is { } rs)
+        {
+            extra["releaseSeconds"] = Math.Round((last - rs).TotalSeconds, 3);
+        }
+
+        double seconds = (last - t0).TotalSeconds;
+        Progress($"{prefix}: {count} completed in {seconds:0.000} s ({count / seconds:0.0}/s)");
+        return new Measurement(seconds, latencies, latencyMeasures, extra);
+    }
+
+    /// <summary>Polls until no instance of the batch is in one of the statuses; reports progress every second.</summary>
+    /// <remarks>One cheap query per status (an index range, newest first, stops at the first row), so
+    /// polling takes little of the store's time; the full count runs only once a second.</remarks>
+    private async Task WaitUntilNoneAsync(string prefix, int count, OrchestrationRuntimeStatus[] statuses, string what, CancellationToken cancellationToken)
+    {
+        long nextProgress = Stopwatch.GetTimestamp() + (long)(ProgressInterval.TotalSeconds * Stopwatch.Frequency);
+        while (true)
+        {
+            bool any = false;
+            foreach (OrchestrationRuntimeStatus status in statuses)
+            {
+                var query = new InstanceQuery { Statuses = [status], InstanceIdPrefix = prefix + "-", PageSize = 1, FetchInputsAndOutputs = false };
+                if ((await this.backend.QueryInstancesAsync(query, cancellationToken).ConfigureAwait(false)).Count > 0)
+                {
+                    any = true;
+                    break;
+                }
+            }
+
+            if (!any)
+            {
+                return;
+            }
+
+            if (Stopwatch.GetTimestamp() >= nextProgress)
+            {
+                var all = new InstanceQuery { Statuses = statuses, InstanceIdPrefix = prefix + "-", PageSize = 10_000, FetchInputsAndOutputs = false };
+                int left = (await this.backend.QueryInstancesAsync(all, cancellationToken).ConfigureAwait(false)).Count;
+                Progress($"{prefix}: {count - left}/{count} {what}");
+                nextProgress = Stopwatch.GetTimestamp() + (long)(ProgressInterval.TotalSeconds * Stopwatch.Frequency);
+            }
+
+            await Task.Delay(DonePollInterval, this.clock, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private sealed record Measurement(double Seconds, List<double> LatenciesMs, string LatencyMeasures, Dictionary<string, object?> Extra);
+}

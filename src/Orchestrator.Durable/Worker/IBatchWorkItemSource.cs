@@ -1,0 +1,17 @@
+using Orchestrator.Durable.Backend;
+
+namespace Orchestrator.Durable.Worker;
+
+/// <summary>
+/// Optional capability of a backend: lock several work items in one store round trip. Each item
+/// is exactly what the single-item fetch would have returned (its own lock, token and messages);
+/// the worker uses this to fill all of its free slots with one fetch.
+/// </summary>
+internal interface IBatchWorkItemSource
+{
+    /// <summary>Locks up to <paramref name="maxCount"/> orchestration work items; empty when none.</summary>
+    Task<IReadOnlyList<OrchestrationWorkItem>> LockNextOrchestrationWorkItemsAsync(int maxCount, TimeSpan lockTimeout, CancellationToken cancellationToken);
+
+    /// <summary>Locks up to <paramref name="maxCount"/> activity work items; empty when none.</summary>
+    Task<IReadOnlyList<ActivityWorkItem>> LockNextActivityWorkItemsAsync(int maxCount, TimeSpan lockTimeout, CancellationToken cancellationToken);
+}
