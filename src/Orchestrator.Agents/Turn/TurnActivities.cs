@@ -1,0 +1,62 @@
+using Orchestrator.Agents.Models;
+using Orchestrator.Durable;
+
+namespace Orchestrator.Agents;
+
+/// <summary>Propose: one model call with the conversation and every tool schema; the whole reply is the recorded output.</summary>
+internal sealed class ProposeActivity(IChatModel model, ToolRegistry tools) : TaskActivity<ProposeInput, ModelReply>
+{
+    private readonly ModelToolDefinition[] _definitions =
+        tools.Tools.Select(t => new ModelToolDefinition(t.Name, t.Description, t.ParametersSchema)).ToArray();
+
+    public override async Task<ModelReply> RunAsync(TaskActivityContext context, ProposeInput input)
+    {
+        try
+        {
+            return await model.CompleteAsync(new ModelRequest(input.Messages, _definitions), context.CancellationToken).ConfigureAwait(false);
+        }
+        catch (ModelCallException ex) when (ex.IsTransient)
+        {
+            // Only transient model failures are worth the engine's retry; the policy filters on this type.
+            throw new TransientToolFailureException($"The model call failed transiently: {ex.Message}", ex);
+        }
+    }
+}
+
+/// <summary>ExecuteTool: runs one validated call through its handler under the tool's timeout.</summary>
+/// <remarks>
+/// Runs at least once: a write's <see cref="ToolInvocation.IdempotencyKey"/> comes from the orchestrator
+/// (durable identity), so every attempt sends the same key. Transient failures are thrown (the engine retries
+/// them up to the tool's cap); permanent ones come back as a failed result for the model.
+/// </remarks>
+internal sealed class ExecuteToolActivity(ToolRegistry tools, ToolHandlers handlers, TimeProvider time) : TaskActivity<ExecuteToolInput, ToolExecutionResult>
+{
+    public override async Task<ToolExecutionResult> RunAsync(TaskActivityContext context, ExecuteToolInput input)
+    {
+        if (!tools.TryGet(input.ToolName, out var tool) || handlers.Find(input.ToolName) is not { } handler)
+        {
+            return new ToolExecutionResult(false, ToolHandlers.ErrorContent("tool_unavailable", $"Tool '{input.ToolName}' has no handler."));
+        }
+
+        using var timeout = new CancellationTokenSource(tool.Timeout, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, context.CancellationToken);
+        var invocation = new ToolInvocation(input.ConversationId, input.ToolCallId, input.ToolName, input.Arguments, input.IdempotencyKey);
+        try
+        {
+            string content = await handler(invocation, linked.Token).ConfigureAwait(false);
+            return new ToolExecutionResult(true, content);
+        }
+        catch (ToolExecutionException ex) when (!ex.IsTransient)
+        {
+            return new ToolExecutionResult(false, ToolHandlers.ErrorContent("tool_failed", ex.Message));
+        }
+        catch (ToolExecutionException ex)
+        {
+            throw new TransientToolFailureException(ex.Message, ex);
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            throw new TransientToolFailureException($"Tool '{input.ToolName}' timed out after {tool.Timeout.TotalSeconds:0.###} s.");
+        }
+    }
+}
