@@ -20,8 +20,9 @@ internal sealed class TurnHarness : IAsyncDisposable
     private readonly SqliteOrchestrationBackend _backend;
     private readonly DurableTaskWorker _worker;
 
-    private TurnHarness(ScriptedChatServer server, SqliteOrchestrationBackend backend, DurableTaskWorker worker)
+    private TurnHarness(ScriptedChatServer server, SqliteOrchestrationBackend backend, DurableTaskWorker worker, DurableTaskRegistry registry)
     {
+        Registry = registry;
         Server = server;
         _backend = backend;
         _worker = worker;
@@ -29,6 +30,8 @@ internal sealed class TurnHarness : IAsyncDisposable
     }
 
     public ScriptedChatServer Server { get; }
+
+    public DurableTaskRegistry Registry { get; }
 
     public DurableTaskClient Client { get; }
 
@@ -40,7 +43,7 @@ internal sealed class TurnHarness : IAsyncDisposable
         var registry = new DurableTaskRegistry().AddAgentTurn(tools, handlers, model);
         var worker = new DurableTaskWorker(backend, registry, new DurableTaskWorkerOptions { MaxPollingInterval = TimeSpan.FromMilliseconds(50) });
         await worker.StartAsync(CancellationToken.None);
-        return new TurnHarness(server, backend, worker);
+        return new TurnHarness(server, backend, worker, registry);
     }
 
     public Task<string> StartTurnAsync(TurnInput input, string instanceId) =>
@@ -58,6 +61,13 @@ internal sealed class TurnHarness : IAsyncDisposable
     {
         await StartTurnAsync(input, instanceId);
         return await WaitForTurnAsync(instanceId);
+    }
+
+    /// <summary>Re-runs the orchestrator code against the instance's recorded history.</summary>
+    public async Task<ReplayOutcome> ReplayAsync(string instanceId)
+    {
+        var history = await Client.GetHistoryAsync(instanceId);
+        return new OrchestrationReplayer(Registry).Replay(history);
     }
 
     /// <summary>Polls the turn's status until <paramref name="condition"/> holds (bounded).</summary>

@@ -89,6 +89,12 @@ public sealed class TurnTests
         Assert.Contains("already_done", repeated.Content, StringComparison.Ordinal);
         Assert.Single(await payments.LedgerAsync());
         Assert.Empty(harness.Server.Unplayed);
+
+        // The orchestrator code is deterministic: replayed against its history it takes the same decisions.
+        var replay = await harness.ReplayAsync("turn-1");
+        Assert.True(replay.IsDeterministic, replay.Error);
+        Assert.Equal(Orchestrator.Durable.OrchestrationRuntimeStatus.Completed, replay.Status);
+        Assert.Equal(first, Orchestrator.Durable.DataConverter.Default.Deserialize<TurnOutput>(replay.Output), TurnOutputComparer.Instance);
     }
 
     [Fact(Timeout = 60_000)]
@@ -235,4 +241,14 @@ public sealed class TurnTests
         Assert.Equal(3, output.ModelCalls);
         Assert.Equal(3, harness.Server.Requests.Count);
     }
+}
+
+/// <summary>Compares turn outputs by their JSON (records with lists compare by reference).</summary>
+internal sealed class TurnOutputComparer : IEqualityComparer<TurnOutput?>
+{
+    public static TurnOutputComparer Instance { get; } = new();
+
+    public bool Equals(TurnOutput? x, TurnOutput? y) => JsonSerializer.Serialize(x) == JsonSerializer.Serialize(y);
+
+    public int GetHashCode(TurnOutput? obj) => JsonSerializer.Serialize(obj).GetHashCode(StringComparison.Ordinal);
 }
