@@ -241,6 +241,31 @@ public sealed class TurnTests
         Assert.Equal(3, output.ModelCalls);
         Assert.Equal(3, harness.Server.Requests.Count);
     }
+
+    [Fact(Timeout = 30_000)]
+    public async Task RunTurn_RepliesGoOverTokenBudget_CallsOfTheLastReplyNotRunAndTurnEnds()
+    {
+        var seen = new ConcurrentQueue<string>();
+        var tools = new ToolRegistryBuilder().Add(Desk.LookupOrder).Build();
+        var handlers = new ToolHandlers().Add("lookup_order", (inv, _) =>
+        {
+            seen.Enqueue(inv.ToolCallId);
+            return Desk.OrderJson(inv);
+        });
+        ScriptEntry Costly(string id) => ScriptEntry.Calls(new ScriptedToolCall(id, "lookup_order", """{"order_id":"A1001"}""")) is var e
+            ? e with { Reply = e.Reply! with { Usage = new ScriptedUsage(100, 50) } }
+            : e;
+        await using var harness = await TurnHarness.StartAsync(new ChatScript(Costly("call_1"), Costly("call_2"), Costly("call_3")), tools, handlers);
+
+        var output = await harness.RunTurnAsync(new TurnInput("conv-k", [ModelMessage.User("look")]) { Options = new TurnOptions { MaxTotalTokens = 200 } }, "turn-k");
+
+        Assert.Equal(TurnOutcome.BudgetExhausted, output.Outcome);
+        Assert.Equal(TurnBudgets.Tokens, output.Budget);
+        Assert.Equal(300, output.TotalTokens);
+        Assert.Equal(["call_1"], seen);
+        Assert.Contains("not_run", output.Messages.Single(m => m.ToolCallId == "call_2").Content, StringComparison.Ordinal);
+        Assert.Equal(2, harness.Server.Requests.Count);
+    }
 }
 
 /// <summary>Compares turn outputs by their JSON (records with lists compare by reference).</summary>

@@ -21,6 +21,15 @@ public sealed record TurnOptions
     /// <summary>How long a confirmation waits for a human decision. Default 24 hours.</summary>
     public TimeSpan ConfirmationTimeout { get; init; } = TimeSpan.FromHours(24);
 
+    /// <summary>Most tokens (prompt plus completion, as the server reports them) over the turn's model calls; null (the default) for no limit.</summary>
+    public int? MaxTotalTokens { get; init; }
+
+    /// <summary>
+    /// Longest the turn may run, in orchestration time, not counting time spent waiting for human confirmations
+    /// (they have their own expiry); null (the default) for no limit. Checked before each model call and each tool execution.
+    /// </summary>
+    public TimeSpan? MaxDuration { get; init; }
+
     /// <summary>Most calls of one plan stage running at once. Default 4.</summary>
     public int MaxParallelCalls { get; init; } = 4;
 
@@ -35,6 +44,8 @@ public sealed record TurnOptions
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxSameFailingCall, 1, nameof(MaxSameFailingCall));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ConfirmationTimeout, TimeSpan.Zero, nameof(ConfirmationTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxParallelCalls, 1, nameof(MaxParallelCalls));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxTotalTokens ?? 1, 1, nameof(MaxTotalTokens));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(MaxDuration ?? TimeSpan.MaxValue, TimeSpan.Zero, nameof(MaxDuration));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(FirstRetryInterval, TimeSpan.Zero, nameof(FirstRetryInterval));
         return this;
     }
@@ -90,6 +101,12 @@ public static class TurnBudgets
 
     /// <summary>The same call failed too often.</summary>
     public const string SameFailingCall = "same_failing_call";
+
+    /// <summary>Too many tokens.</summary>
+    public const string Tokens = "tokens";
+
+    /// <summary>The turn ran too long (confirmation waits excluded).</summary>
+    public const string WallClock = "wall_clock";
 }
 
 /// <summary>The output of one turn.</summary>
@@ -108,7 +125,11 @@ public sealed record TurnOutput(
     IReadOnlyList<ModelMessage> Messages,
     IReadOnlyList<CompletedWrite> CompletedWrites,
     int ModelCalls,
-    int ToolCalls);
+    int ToolCalls)
+{
+    /// <summary>Tokens used by the turn's model calls, as the server reported them.</summary>
+    public int TotalTokens { get; init; }
+}
 
 /// <summary>A write waiting for a human decision, as shown in the turn's custom status.</summary>
 /// <param name="ToolCallId">The call.</param>

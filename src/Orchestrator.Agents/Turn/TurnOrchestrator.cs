@@ -40,6 +40,9 @@ internal sealed class TurnRun
     private int _modelCalls;
     private int _toolCalls;
     private int _consecutiveFailures;
+    private int _tokens;
+    private DateTime _startedAt;
+    private TimeSpan _waitedForHumans;
     private string? _budgetHit;
 
     internal TurnRun(TaskOrchestrationContext context, ToolRegistry tools, TurnInput input)
@@ -61,11 +64,17 @@ internal sealed class TurnRun
 
     internal async Task<TurnOutput> RunAsync()
     {
+        _startedAt = _context.CurrentUtcDateTime;
         while (true)
         {
             if (_modelCalls >= _options.MaxModelCalls)
             {
                 return End(TurnOutcome.BudgetExhausted, TurnBudgets.ModelCalls, $"The turn ended: the model was called {_modelCalls} times without answering (limit {_options.MaxModelCalls}).");
+            }
+
+            if (OutOfTime())
+            {
+                return End(TurnOutcome.BudgetExhausted, TurnBudgets.WallClock, BudgetMessage(TurnBudgets.WallClock));
             }
 
             int index = _modelCalls++;
@@ -81,6 +90,13 @@ internal sealed class TurnRun
             catch (TaskFailedException ex)
             {
                 return End(TurnOutcome.ModelFailed, null, $"The turn ended: the model could not be called ({ex.FailureDetails.ErrorMessage}).");
+            }
+
+            _tokens += reply.Usage?.TotalTokens ?? 0;
+            if (_options.MaxTotalTokens is { } maxTokens && _tokens >= maxTokens)
+            {
+                // The calls of a reply that went over the token budget are answered as not run: no further effects.
+                _budgetHit ??= TurnBudgets.Tokens;
             }
 
             IReadOnlyList<ProposedToolCall> proposed;
@@ -131,6 +147,9 @@ internal sealed class TurnRun
             }
         }
     }
+
+    private bool OutOfTime() =>
+        _options.MaxDuration is { } max && _context.CurrentUtcDateTime - _startedAt - _waitedForHumans >= max;
 
     private static TaskOptions ModelRetry { get; } = TaskOptions.FromRetryPolicy(
         new RetryPolicy(3, TimeSpan.FromSeconds(1), 2.0) { Handle = f => f.IsCausedBy<TransientToolFailureException>() });
@@ -221,6 +240,12 @@ internal sealed class TurnRun
             }
         }
 
+        if (OutOfTime())
+        {
+            _budgetHit ??= TurnBudgets.WallClock;
+            return CallOutcome.Neutral(ToolHandlers.ErrorContent("not_run", BudgetMessage(TurnBudgets.WallClock)), "was not run (budget)");
+        }
+
         if (_toolCalls >= _options.MaxToolCalls)
         {
             _budgetHit ??= TurnBudgets.ToolCalls;
@@ -294,6 +319,7 @@ internal sealed class TurnRun
             TurnConfirmations.EventName(call.ToolCallId));
         _pending.Add(pending);
         PublishStatus();
+        var waitStarted = _context.CurrentUtcDateTime;
         try
         {
             while (true)
@@ -327,6 +353,7 @@ internal sealed class TurnRun
         }
         finally
         {
+            _waitedForHumans += _context.CurrentUtcDateTime - waitStarted;
             _pending.Remove(pending);
             PublishStatus();
         }
@@ -365,6 +392,8 @@ internal sealed class TurnRun
         TurnBudgets.ToolCalls => $"The turn ended: the tool-call limit ({_options.MaxToolCalls}) was reached.",
         TurnBudgets.ConsecutiveFailures => $"The turn ended: {_options.MaxConsecutiveFailures} tool calls in a row failed.",
         TurnBudgets.SameFailingCall => $"The turn ended: the same tool call failed {_options.MaxSameFailingCall} times.",
+        TurnBudgets.Tokens => $"The turn ended: it used {_tokens} tokens (limit {_options.MaxTotalTokens}).",
+        TurnBudgets.WallClock => $"The turn ended: it ran longer than {_options.MaxDuration} (time waiting for confirmations excluded).",
         _ => $"The turn ended: budget '{budget}' was reached.",
     };
 
@@ -387,7 +416,7 @@ internal sealed class TurnRun
         _phase = outcome == TurnOutcome.Answered ? "answered" : "ended";
         _plan = null;
         PublishStatus();
-        return new TurnOutput(outcome, budget, message, [.. _messages], [.. _completedOrder], _modelCalls, _toolCalls);
+        return new TurnOutput(outcome, budget, message, [.. _messages], [.. _completedOrder], _modelCalls, _toolCalls) { TotalTokens = _tokens };
     }
 
     private enum CallCount
