@@ -11,11 +11,33 @@ namespace Orchestrator.Agents.Turn.Tests;
 public sealed class CrashTests
 {
     [Fact(Timeout = 60_000)]
-    public async Task RunTurn_WorkerDiesAfterPaymentBeforeCheckpoint_RetrySendsSameKeyAndLedgerShowsOneRefund()
+    public Task RunTurn_WorkerDiesAfterPaymentBeforeCheckpoint_RetrySendsSameKeyAndLedgerShowsOneRefund() =>
+        CrashAfterPaymentAsync(withReconcile: false);
+
+    [Fact(Timeout = 60_000)]
+    public Task RunTurn_WorkerDiesAfterPaymentWithReconcile_RetryAsksServiceFirstAndDoesNotPostAgain() =>
+        CrashAfterPaymentAsync(withReconcile: true);
+
+    private static ToolReconciler PaymentsReconciler(HttpClient client) => async (request, ct) =>
+    {
+        using var response = await client.GetAsync(new Uri($"/refunds?key={Uri.EscapeDataString(request.IdempotencyKey)}", UriKind.Relative), ct);
+        if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+            return ReconcileResult.NotPerformed;
+        }
+
+        using var doc = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct));
+        return doc.RootElement.GetProperty("state").GetString() == "completed"
+            ? ReconcileResult.Performed(doc.RootElement.GetProperty("response").GetRawText())
+            : ReconcileResult.Unknown;
+    };
+
+    private static async Task CrashAfterPaymentAsync(bool withReconcile)
     {
         await using var payments = await PaymentsHost.StartAsync();
         var refundEndpoint = new Uri(payments.Client.BaseAddress!, "/refunds");
-        var tools = new ToolRegistryBuilder().AddRange([Desk.LookupOrder, Desk.ProcessRefund with { RequiresConfirmation = false }]).Build();
+        var refundTool = Desk.ProcessRefund with { RequiresConfirmation = false, Reconcile = withReconcile ? PaymentsReconciler(payments.Client) : null };
+        var tools = new ToolRegistryBuilder().AddRange([Desk.LookupOrder, refundTool]).Build();
         var script = new ChatScript(
             ScriptEntry.Calls(new ScriptedToolCall("call_r", "process_refund", """{"order_id":"A8472","amount":47.00,"currency":"USD"}""")),
             ScriptEntry.Text("Refunded.") with { When = new ScriptMatch { ToolResultFor = "call_r" } });
@@ -77,10 +99,11 @@ public sealed class CrashTests
             var output = metadata.ReadOutputAs<TurnOutput>()!;
             Assert.Equal(TurnOutcome.Answered, output.Outcome);
             Assert.NotNull(firstKey);
-            Assert.Equal([firstKey], retryKeys);
+            Assert.Equal(withReconcile ? [] : [firstKey], retryKeys);
             var refund = Assert.Single(await payments.LedgerAsync());
             Assert.Equal(firstKey, refund.GetProperty("idempotency_key").GetString());
             Assert.Equal(firstKey, Assert.Single(output.CompletedWrites).IdempotencyKey);
+            Assert.Contains("A8472", Assert.Single(output.CompletedWrites).Result, StringComparison.Ordinal);
         }
         finally
         {

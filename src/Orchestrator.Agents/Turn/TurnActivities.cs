@@ -43,6 +43,17 @@ internal sealed class ExecuteToolActivity(ToolRegistry tools, ToolHandlers handl
         var invocation = new ToolInvocation(input.ConversationId, input.ToolCallId, input.ToolName, input.Arguments, input.IdempotencyKey);
         try
         {
+            // An attempt cannot tell whether an earlier one died after calling out: every write with a reconcile
+            // function asks the downstream service first, so an in-doubt effect is found before any retry sends it again.
+            if (tool.Reconcile is { } reconcile && input.IdempotencyKey is { } key)
+            {
+                var known = await reconcile(new ReconcileRequest(input.ToolName, key, input.Arguments), linked.Token).ConfigureAwait(false);
+                if (known.Status == ReconcileStatus.Performed)
+                {
+                    return new ToolExecutionResult(true, known.ResultJson ?? "{}");
+                }
+            }
+
             string content = await handler(invocation, linked.Token).ConfigureAwait(false);
             return new ToolExecutionResult(true, content);
         }
