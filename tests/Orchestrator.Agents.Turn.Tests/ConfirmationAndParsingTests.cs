@@ -149,4 +149,32 @@ public sealed class ConfirmationAndParsingTests
         Assert.StartsWith("tc1_", keys[0], StringComparison.Ordinal);
         Assert.Equal("""{"charged":true}""", harness.Server.Requests[1].ToolResultFor("c_charge"));
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task RunTurn_TwoRefundsInOneReply_BothPendingAtOnceAndDecidedTogether()
+    {
+        await using var payments = await PaymentsHost.StartAsync();
+        var handlers = new ToolHandlers()
+            .Add("lookup_order", (inv, _) => Desk.OrderJson(inv))
+            .AddHttp("process_refund", payments.Client, new Uri(payments.Client.BaseAddress!, "/refunds"))
+            .Add("add_note", (_, _) => Task.FromResult("{}"));
+        var script = new ChatScript(
+            ScriptEntry.Calls(
+                new ScriptedToolCall("c_1", "process_refund", """{"order_id":"A1001","amount":10,"currency":"USD"}"""),
+                new ScriptedToolCall("c_2", "process_refund", """{"order_id":"A1002","amount":20.5,"currency":"USD"}""")),
+            ScriptEntry.Text("Both refunded.") with { When = new ScriptMatch { ToolResultFor = "c_2" } });
+        await using var harness = await TurnHarness.StartAsync(script, NoteAndRefundTools(), handlers);
+        await harness.StartTurnAsync(new TurnInput("conv-2", [ModelMessage.User("refund both")]), "turn-2r");
+
+        var status = await harness.StatusEventuallyAsync("turn-2r", s => s.PendingConfirmations.Count == 2, "both refunds wait together");
+        Assert.Equal(["Refund $10.00 for order A1001", "Refund $20.50 for order A1002"], status.PendingConfirmations.Select(p => p.Summary));
+        var decided = await TurnConfirmations.DecideAllAsync(harness.Client, "turn-2r", approve: true, "alice", TimeProvider.System, CancellationToken.None);
+        Assert.All(decided, d => Assert.Equal(ConfirmationDecisionResult.Accepted, d.Value));
+        var output = await harness.WaitForTurnAsync("turn-2r");
+
+        Assert.Equal(TurnOutcome.Answered, output.Outcome);
+        var ledger = await payments.LedgerAsync();
+        Assert.Equal(["A1001", "A1002"], ledger.Select(e => e.GetProperty("order_id").GetString()).Order());
+        Assert.Equal(2, output.CompletedWrites.Select(w => w.IdempotencyKey).Distinct().Count());
+    }
 }

@@ -120,4 +120,28 @@ public static class TurnConfirmations
         await client.RaiseEventAsync(instanceId, pending.EventName, decision, cancellationToken).ConfigureAwait(false);
         return ConfirmationDecisionResult.Accepted;
     }
+
+    /// <summary>
+    /// Decides every confirmation pending now, each bound to the argument hash it shows (for "approve all" on an
+    /// approvals page). Confirmations that appear later are not included.
+    /// </summary>
+    /// <returns>Each pending call's id with what happened to its decision.</returns>
+    public static async Task<IReadOnlyList<KeyValuePair<string, ConfirmationDecisionResult>>> DecideAllAsync(
+        DurableTaskClient client,
+        string instanceId,
+        bool approve,
+        string? decidedBy,
+        TimeProvider timeProvider,
+        CancellationToken cancellationToken)
+    {
+        var status = await GetStatusAsync(client, instanceId, cancellationToken).ConfigureAwait(false);
+        var results = new List<KeyValuePair<string, ConfirmationDecisionResult>>();
+        foreach (var pending in status?.PendingConfirmations ?? [])
+        {
+            var result = await DecideAsync(client, instanceId, pending.ToolCallId, new ConfirmationDecision(approve, pending.ArgumentsHash, decidedBy), timeProvider, cancellationToken).ConfigureAwait(false);
+            results.Add(new(pending.ToolCallId, result));
+        }
+
+        return results;
+    }
 }
