@@ -177,4 +177,64 @@ public sealed class ConfirmationAndParsingTests
         Assert.Equal(["A1001", "A1002"], ledger.Select(e => e.GetProperty("order_id").GetString()).Order());
         Assert.Equal(2, output.CompletedWrites.Select(w => w.IdempotencyKey).Distinct().Count());
     }
+
+    [Fact(Timeout = 30_000)]
+    public async Task RunTurn_ToolWithConcurrencyLimitOne_ItsCallsRunOneAtATime()
+    {
+        int running = 0, maxRunning = 0, runs = 0;
+        var tools = new ToolRegistryBuilder().Add(Desk.LookupOrder with { MaxConcurrency = 1 }).Build();
+        var handlers = new ToolHandlers().Add("lookup_order", async (inv, ct) =>
+        {
+            int now = Interlocked.Increment(ref running);
+            int seen;
+            while ((seen = Volatile.Read(ref maxRunning)) < now && Interlocked.CompareExchange(ref maxRunning, now, seen) != seen)
+            {
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(100), ct);
+            Interlocked.Decrement(ref running);
+            Interlocked.Increment(ref runs);
+            return await Desk.OrderJson(inv);
+        });
+        var script = new ChatScript(
+            ScriptEntry.Calls(
+                new ScriptedToolCall("c_1", "lookup_order", """{"order_id":"A1001"}"""),
+                new ScriptedToolCall("c_2", "lookup_order", """{"order_id":"A1002"}"""),
+                new ScriptedToolCall("c_3", "lookup_order", """{"order_id":"A1003"}""")),
+            ScriptEntry.Text("Done.") with { When = new ScriptMatch { LastRole = "tool" } });
+        await using var harness = await TurnHarness.StartAsync(script, tools, handlers);
+
+        var output = await harness.RunTurnAsync(new TurnInput("conv-c", [ModelMessage.User("check three")]), "turn-c");
+
+        Assert.Equal(TurnOutcome.Answered, output.Outcome);
+        Assert.Equal(3, runs);
+        Assert.Equal(1, maxRunning);
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task RunTurn_RateLimitedTool_CallOverTheLimitGetsRetryAfterResult()
+    {
+        int runs = 0;
+        var tools = new ToolRegistryBuilder()
+            .Add(Desk.LookupOrder with { RateLimit = new ToolRateLimit { PermitsPerPeriod = 1, Period = TimeSpan.FromHours(1) }, Timeout = TimeSpan.FromSeconds(2) })
+            .Build();
+        var handlers = new ToolHandlers().Add("lookup_order", (inv, _) =>
+        {
+            Interlocked.Increment(ref runs);
+            return Desk.OrderJson(inv);
+        });
+        var script = new ChatScript(
+            ScriptEntry.Calls(
+                new ScriptedToolCall("c_1", "lookup_order", """{"order_id":"A1001"}"""),
+                new ScriptedToolCall("c_2", "lookup_order", """{"order_id":"A1002"}""")),
+            ScriptEntry.Text("One was rate limited.") with { When = new ScriptMatch { LastRole = "tool" } });
+        await using var harness = await TurnHarness.StartAsync(script, tools, handlers);
+
+        var output = await harness.RunTurnAsync(new TurnInput("conv-rl", [ModelMessage.User("check two")]), "turn-rl");
+
+        Assert.Equal(TurnOutcome.Answered, output.Outcome);
+        Assert.Equal(1, runs);
+        var results = harness.Server.Requests[1].Messages.Where(m => m.Role == "tool").Select(m => m.Content ?? "").ToArray();
+        Assert.Single(results, r => r.Contains("rate_limited", StringComparison.Ordinal) && r.Contains("retry_after_seconds", StringComparison.Ordinal));
+    }
 }

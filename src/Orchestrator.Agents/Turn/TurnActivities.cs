@@ -31,11 +31,33 @@ internal sealed class ProposeActivity(IChatModel model, ToolRegistry tools) : Ta
 /// </remarks>
 internal sealed class ExecuteToolActivity(ToolRegistry tools, ToolHandlers handlers, TimeProvider time) : TaskActivity<ExecuteToolInput, ToolExecutionResult>
 {
+    private readonly ToolRateLimiters _rateLimiters = new(time);
+
     public override async Task<ToolExecutionResult> RunAsync(TaskActivityContext context, ExecuteToolInput input)
     {
         if (!tools.TryGet(input.ToolName, out var tool) || handlers.Find(input.ToolName) is not { } handler)
         {
             return new ToolExecutionResult(false, ToolHandlers.ErrorContent("tool_unavailable", $"Tool '{input.ToolName}' has no handler."));
+        }
+
+        if (tool.RateLimit is { } rateLimit)
+        {
+            // A rate-limited call waits within its timeout budget, or goes back to the model with when to retry.
+            var wait = _rateLimiters.Reserve(input.ToolName, rateLimit, tool.Timeout);
+            if (wait > tool.Timeout)
+            {
+                return new ToolExecutionResult(false, new System.Text.Json.Nodes.JsonObject
+                {
+                    ["error"] = "rate_limited",
+                    ["message"] = $"Tool '{input.ToolName}' is rate limited; retry after {Math.Ceiling(wait.TotalSeconds)} s.",
+                    ["retry_after_seconds"] = Math.Ceiling(wait.TotalSeconds),
+                }.ToJsonString());
+            }
+
+            if (wait > TimeSpan.Zero)
+            {
+                await Task.Delay(wait, time, context.CancellationToken).ConfigureAwait(false);
+            }
         }
 
         using var timeout = new CancellationTokenSource(tool.Timeout, time);

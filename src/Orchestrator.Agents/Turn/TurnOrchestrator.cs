@@ -185,7 +185,7 @@ internal sealed class TurnRun
         foreach (var stage in _plan.Stages)
         {
             var calls = stage.Select(id => byId[id]).ToArray();
-            foreach (var chunk in calls.Chunk(_options.MaxParallelCalls))
+            foreach (var chunk in Waves(calls))
             {
                 var running = chunk.Select(c => RunCallAsync(index, c, stageOf[c.ToolCallId], skipped)).ToArray();
                 var done = await Task.WhenAll(running);
@@ -215,6 +215,41 @@ internal sealed class TurnRun
         }
 
         return outcomes.Select((o, i) => o?.Content ?? ToolHandlers.ErrorContent("not_run", $"Call at position {i} was not run.")).ToList();
+    }
+
+    /// <summary>Splits a stage into waves of at most MaxParallelCalls calls, each tool within its MaxConcurrency, in the model's order.</summary>
+    private IEnumerable<ValidatedToolCall[]> Waves(IReadOnlyList<ValidatedToolCall> calls)
+    {
+        var remaining = calls.ToList();
+        while (remaining.Count > 0)
+        {
+            var wave = new List<ValidatedToolCall>();
+            var perTool = new Dictionary<string, int>(StringComparer.Ordinal);
+            foreach (var call in remaining)
+            {
+                if (wave.Count >= _options.MaxParallelCalls)
+                {
+                    break;
+                }
+
+                int running = perTool.GetValueOrDefault(call.ToolName);
+                if (_tools.TryGet(call.ToolName, out var tool) && tool.MaxConcurrency is { } limit && running >= limit)
+                {
+                    continue;
+                }
+
+                perTool[call.ToolName] = running + 1;
+                wave.Add(call);
+            }
+
+            if (wave.Count == 0)
+            {
+                wave.Add(remaining[0]);
+            }
+
+            remaining.RemoveAll(wave.Contains);
+            yield return [.. wave];
+        }
     }
 
     private async Task<CallOutcome> RunCallAsync(int index, ValidatedToolCall call, int stage, Dictionary<string, SkippedToolCall> skipped)
