@@ -237,4 +237,44 @@ public sealed class ConfirmationAndParsingTests
         var results = harness.Server.Requests[1].Messages.Where(m => m.Role == "tool").Select(m => m.Content ?? "").ToArray();
         Assert.Single(results, r => r.Contains("rate_limited", StringComparison.Ordinal) && r.Contains("retry_after_seconds", StringComparison.Ordinal));
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task RunTurn_ApprovedWithEditedAmount_RevalidatesRecordsEditAndRunsEditedArguments()
+    {
+        var sent = new List<string>();
+        var handlers = new ToolHandlers()
+            .Add("lookup_order", (inv, _) => Desk.OrderJson(inv))
+            .Add("process_refund", (inv, _) =>
+            {
+                lock (sent)
+                {
+                    sent.Add(inv.Arguments);
+                }
+
+                return Task.FromResult("""{"refunded":true}""");
+            })
+            .Add("add_note", (_, _) => Task.FromResult("{}"));
+        var script = new ChatScript(
+            ScriptEntry.Calls(new ScriptedToolCall("c_refund", "process_refund", """{"order_id":"A8472","amount":47,"currency":"USD"}""")),
+            ScriptEntry.Text("Refunded $40.") with { When = new ScriptMatch { ToolResultFor = "c_refund" } });
+        await using var harness = await TurnHarness.StartAsync(script, NoteAndRefundTools(), handlers);
+        await harness.StartTurnAsync(new TurnInput("conv-ed", [ModelMessage.User("refund A8472")]), "turn-ed");
+        var pending = (await harness.StatusEventuallyAsync("turn-ed", s => s.PendingConfirmations.Count == 1, "the refund waits")).PendingConfirmations[0];
+
+        // An edit that fails validation, and one that names another order, are refused; the turn keeps waiting.
+        await harness.Client.RaiseEventAsync("turn-ed", pending.EventName, new ConfirmationDecision(true, pending.ArgumentsHash, "alice") { EditedArguments = """{"order_id":"99812345","amount":40,"currency":"USD"}""" });
+        await harness.Client.RaiseEventAsync("turn-ed", pending.EventName, new ConfirmationDecision(true, pending.ArgumentsHash, "alice") { EditedArguments = """{"order_id":"A9999","amount":40,"currency":"USD"}""" });
+        var status = await harness.StatusEventuallyAsync("turn-ed", s => s.Refusals.Count == 2, "both bad edits are refused");
+        Assert.Equal(["edited_arguments_invalid", "edit_changes_resource"], status.Refusals.Select(r => r.Reason));
+        Assert.Single(status.PendingConfirmations);
+
+        await harness.Client.RaiseEventAsync("turn-ed", pending.EventName, new ConfirmationDecision(true, pending.ArgumentsHash, "alice") { EditedArguments = """{"amount":40.00,"order_id":"A8472","currency":"USD"}""" });
+        var output = await harness.WaitForTurnAsync("turn-ed");
+
+        Assert.Equal(TurnOutcome.Answered, output.Outcome);
+        Assert.Equal(["""{"amount":40,"currency":"USD","order_id":"A8472"}"""], sent);
+        var record = Assert.Single((await TurnConfirmations.GetStatusAsync(harness.Client, "turn-ed", CancellationToken.None))!.Decided);
+        Assert.Equal("""{"amount":40,"currency":"USD","order_id":"A8472"}""", record.EditedArguments);
+        Assert.NotEqual(pending.ArgumentsHash, record.EditedArgumentsHash);
+    }
 }

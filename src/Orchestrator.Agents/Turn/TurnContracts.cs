@@ -159,11 +159,18 @@ public sealed record PendingConfirmation(
 /// <param name="ArgumentsHash">The <see cref="PendingConfirmation.ArgumentsHash"/> the decider saw; a different hash is refused.</param>
 /// <param name="DecidedBy">Who decided, for the record.</param>
 // WARNING: persisted as an event payload.
-public sealed record ConfirmationDecision(bool Approve, string ArgumentsHash, string? DecidedBy = null);
+public sealed record ConfirmationDecision(bool Approve, string ArgumentsHash, string? DecidedBy = null)
+{
+    /// <summary>
+    /// Approve with these arguments instead (JSON). They go through full validation again; invalid ones, or ones
+    /// that name another resource, are refused and the turn keeps waiting. The edit is recorded.
+    /// </summary>
+    public string? EditedArguments { get; init; }
+}
 
 /// <summary>A decision the turn refused (it kept waiting).</summary>
 /// <param name="ToolCallId">The call.</param>
-/// <param name="Reason">Why: <c>argument_hash_mismatch</c>.</param>
+/// <param name="Reason">Why: <c>argument_hash_mismatch</c>, <c>edited_arguments_invalid</c> or <c>edit_changes_resource</c>.</param>
 /// <param name="At">When (orchestration time).</param>
 public sealed record ConfirmationRefusal(string ToolCallId, string Reason, DateTime At);
 
@@ -171,7 +178,14 @@ public sealed record ConfirmationRefusal(string ToolCallId, string Reason, DateT
 /// <param name="ToolCallId">The call.</param>
 /// <param name="Decision"><c>approved</c>, <c>rejected</c> or <c>expired</c>.</param>
 /// <param name="DecidedBy">Who decided, when given.</param>
-public sealed record ConfirmationRecord(string ToolCallId, string Decision, string? DecidedBy);
+public sealed record ConfirmationRecord(string ToolCallId, string Decision, string? DecidedBy)
+{
+    /// <summary>When approved with edited arguments: the re-validated canonical arguments (sensitive values redacted).</summary>
+    public string? EditedArguments { get; init; }
+
+    /// <summary>When approved with edited arguments: their hash.</summary>
+    public string? EditedArgumentsHash { get; init; }
+}
 
 /// <summary>The turn's custom status: what it is doing, its plan, what waits for a human.</summary>
 /// <param name="Phase"><c>proposing</c>, <c>executing</c> or <c>awaiting_confirmation</c>.</param>

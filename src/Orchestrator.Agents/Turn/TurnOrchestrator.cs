@@ -289,7 +289,7 @@ internal sealed class TurnRun
 
         if (call.Effect == ToolEffect.Write && call.RequiresConfirmation)
         {
-            string decision = await ConfirmAsync(index, call, stage);
+            (string decision, ValidatedToolCall approved) = await ConfirmAsync(index, call, stage);
             if (decision != "approved")
             {
                 string text = decision == "expired"
@@ -301,6 +301,17 @@ internal sealed class TurnRun
             if (_budgetHit is not null)
             {
                 return CallOutcome.Neutral(ToolHandlers.ErrorContent("not_run", BudgetMessage(_budgetHit)), "was not run (budget)");
+            }
+
+            if (!ReferenceEquals(approved, call))
+            {
+                // Approved with edited (re-validated) arguments: those run, and a repeat is judged on them.
+                call = approved;
+                repeatKey = IdempotencyKeys.SemanticRepeat(_conversationId, call);
+                if (tool!.SemanticRepeat == SemanticRepeatPolicy.ReturnEarlierResult && _completed.TryGetValue(repeatKey, out var earlierEdited))
+                {
+                    return CallOutcome.Success(AlreadyDone(earlierEdited));
+                }
             }
         }
 
@@ -339,7 +350,7 @@ internal sealed class TurnRun
         return CallOutcome.Success(result.Content);
     }
 
-    private async Task<string> ConfirmAsync(int index, ValidatedToolCall call, int stage)
+    private async Task<(string Decision, ValidatedToolCall Call)> ConfirmAsync(int index, ValidatedToolCall call, int stage)
     {
         var pending = new PendingConfirmation(
             call.ToolCallId,
@@ -362,7 +373,7 @@ internal sealed class TurnRun
                 var remaining = pending.ExpiresAt - _context.CurrentUtcDateTime;
                 if (remaining <= TimeSpan.Zero)
                 {
-                    return Decide(call, "expired", null);
+                    return (Decide(call, "expired", null), call);
                 }
 
                 ConfirmationDecision decision;
@@ -372,7 +383,7 @@ internal sealed class TurnRun
                 }
                 catch (TimeoutException)
                 {
-                    return Decide(call, "expired", null);
+                    return (Decide(call, "expired", null), call);
                 }
 
                 if (decision is null || !string.Equals(decision.ArgumentsHash, call.ArgumentsHash, StringComparison.Ordinal))
@@ -383,7 +394,29 @@ internal sealed class TurnRun
                     continue;
                 }
 
-                return Decide(call, decision.Approve ? "approved" : "rejected", decision.DecidedBy);
+                if (decision.Approve && decision.EditedArguments is { } edited)
+                {
+                    var revalidated = _validator.Validate(new ProposedToolCall(call.ToolCallId, call.ToolName, edited), call.Position);
+                    string? problem = revalidated.Valid is null
+                        ? "edited_arguments_invalid"
+                        : !revalidated.Valid.ResourceKeys.SequenceEqual(call.ResourceKeys, StringComparer.Ordinal) ? "edit_changes_resource" : null;
+                    if (problem is not null)
+                    {
+                        // The plan was built on the resource the call names, and nothing runs unvalidated: refuse, keep waiting.
+                        _refusals.Add(new ConfirmationRefusal(call.ToolCallId, problem, _context.CurrentUtcDateTime));
+                        PublishStatus();
+                        continue;
+                    }
+
+                    _decided.Add(new ConfirmationRecord(call.ToolCallId, "approved", decision.DecidedBy)
+                    {
+                        EditedArguments = revalidated.Valid!.RedactedArguments,
+                        EditedArgumentsHash = revalidated.Valid.ArgumentsHash,
+                    });
+                    return ("approved", revalidated.Valid);
+                }
+
+                return (Decide(call, decision.Approve ? "approved" : "rejected", decision.DecidedBy), call);
             }
         }
         finally
