@@ -10,6 +10,12 @@ public static class TurnRegistration
     /// <summary>The orchestrator name to schedule a turn with (input <see cref="TurnInput"/>, output <see cref="TurnOutput"/>).</summary>
     public const string TurnOrchestrator = "AgentTurn";
 
+    /// <summary>
+    /// The conversation orchestrator (input <see cref="ConversationState"/>, instance id = conversation id): one turn
+    /// at a time; send user messages with <see cref="Conversations.SendUserMessageAsync"/>.
+    /// </summary>
+    public const string ConversationOrchestrator = "AgentConversation";
+
     /// <summary>The Propose activity.</summary>
     public const string ProposeActivity = "ProposeModelReply";
 
@@ -42,8 +48,40 @@ public static class TurnRegistration
         var execute = new ExecuteToolActivity(tools, handlers, time);
         return registry
             .AddOrchestrator(TurnOrchestrator, () => new TurnOrchestrator(tools))
+            .AddOrchestrator(ConversationOrchestrator, () => new ConversationOrchestrator())
             .AddActivity(ProposeActivity, () => propose)
             .AddActivity(ExecuteToolActivity, () => execute);
+    }
+}
+
+/// <summary>Conversations: start one, send it user messages, find its turns.</summary>
+public static class Conversations
+{
+    /// <summary>Starts a conversation orchestration whose instance id is the conversation id.</summary>
+    public static Task<string> StartAsync(DurableTaskClient client, ConversationState state, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        ArgumentNullException.ThrowIfNull(state);
+        return client.ScheduleNewOrchestrationInstanceAsync(
+            TurnRegistration.ConversationOrchestrator, state, new StartOrchestrationOptions { InstanceId = state.ConversationId }, cancellationToken);
+    }
+
+    /// <summary>Queues a user message; it starts a turn as soon as no other turn of the conversation runs.</summary>
+    public static Task SendUserMessageAsync(DurableTaskClient client, string conversationId, string text, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        return client.RaiseEventAsync(conversationId, Agents.ConversationOrchestrator.UserMessageEvent, text, cancellationToken);
+    }
+
+    /// <summary>The instance id of the conversation's <paramref name="turn"/>-th turn (1-based).</summary>
+    public static string TurnInstanceId(string conversationId, int turn) => Agents.ConversationOrchestrator.TurnInstanceId(conversationId, turn);
+
+    /// <summary>The conversation's status, or null when it has none.</summary>
+    public static async Task<ConversationStatus?> GetStatusAsync(DurableTaskClient client, string conversationId, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(client);
+        var metadata = await client.GetInstanceAsync(conversationId, cancellationToken).ConfigureAwait(false);
+        return metadata?.ReadCustomStatusAs<ConversationStatus>();
     }
 }
 
