@@ -30,6 +30,19 @@ public sealed record TurnOptions
     /// </summary>
     public TimeSpan? MaxDuration { get; init; }
 
+    /// <summary>
+    /// The model's context window in tokens; null (the default) sends the whole conversation. When set, the
+    /// conversation sent to the model is pruned (<see cref="ConversationPruner"/>) to the window minus the tool
+    /// schemas and <see cref="ReservedOutputTokens"/>; the turn's own record keeps every message.
+    /// </summary>
+    public int? ContextWindowTokens { get; init; }
+
+    /// <summary>Tokens kept free for the model's answer when pruning. Default 1,024.</summary>
+    public int ReservedOutputTokens { get; init; } = 1024;
+
+    /// <summary>The model name whose tokenizer counts tokens for pruning. Default <c>gpt-4o</c>.</summary>
+    public string TokenizerModel { get; init; } = "gpt-4o";
+
     /// <summary>Most calls of one plan stage running at once. Default 4.</summary>
     public int MaxParallelCalls { get; init; } = 4;
 

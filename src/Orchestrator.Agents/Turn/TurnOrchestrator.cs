@@ -41,6 +41,7 @@ internal sealed class TurnRun
     private int _toolCalls;
     private int _consecutiveFailures;
     private int _tokens;
+    private int? _schemaTokens;
     private DateTime _startedAt;
     private TimeSpan _waitedForHumans;
     private string? _budgetHit;
@@ -85,7 +86,7 @@ internal sealed class TurnRun
             ModelReply reply;
             try
             {
-                reply = await _context.CallActivityAsync<ModelReply>(TurnRegistration.ProposeActivity, new ProposeInput([.. _messages]), ModelRetry);
+                reply = await _context.CallActivityAsync<ModelReply>(TurnRegistration.ProposeActivity, new ProposeInput(MessagesForModel()), ModelRetry);
             }
             catch (TaskFailedException ex)
             {
@@ -146,6 +147,17 @@ internal sealed class TurnRun
                 return End(TurnOutcome.BudgetExhausted, _budgetHit, BudgetMessage(_budgetHit));
             }
         }
+    }
+
+    private IReadOnlyList<ModelMessage> MessagesForModel()
+    {
+        if (_options.ContextWindowTokens is not { } window)
+        {
+            return [.. _messages];
+        }
+
+        _schemaTokens ??= ToolSchemaCost.Measure(_tools, new ToolSchemaCostOptions { ModelName = _options.TokenizerModel, ContextWindowTokens = window }).TotalTokens;
+        return ConversationPruner.Prune(_messages, window - _schemaTokens.Value - _options.ReservedOutputTokens, _options.TokenizerModel);
     }
 
     private bool OutOfTime() =>
