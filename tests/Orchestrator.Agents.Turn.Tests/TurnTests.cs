@@ -266,6 +266,31 @@ public sealed class TurnTests
         Assert.Contains("not_run", output.Messages.Single(m => m.ToolCallId == "call_2").Content, StringComparison.Ordinal);
         Assert.Equal(2, harness.Server.Requests.Count);
     }
+
+    [Fact(Timeout = 30_000)]
+    public async Task RunTurn_EstimatedCostReachesLimit_EndsWithCostBudget()
+    {
+        int runs = 0;
+        var tools = new ToolRegistryBuilder().Add(Desk.LookupOrder).Build();
+        var handlers = new ToolHandlers().Add("lookup_order", (inv, _) =>
+        {
+            Interlocked.Increment(ref runs);
+            return Desk.OrderJson(inv);
+        });
+        ScriptEntry Costly(string id) => ScriptEntry.Calls(new ScriptedToolCall(id, "lookup_order", """{"order_id":"A1001"}""")) is var e
+            ? e with { Reply = e.Reply! with { Usage = new ScriptedUsage(1_000_000, 0) } }
+            : e;
+        await using var harness = await TurnHarness.StartAsync(new ChatScript(Costly("call_1"), Costly("call_2")), tools, handlers);
+
+        var output = await harness.RunTurnAsync(
+            new TurnInput("conv-$", [ModelMessage.User("look")]) { Options = new TurnOptions { Price = new ModelPrice(2.5m, 10m), MaxCostUsd = 5m } },
+            "turn-cost");
+
+        Assert.Equal(TurnOutcome.BudgetExhausted, output.Outcome);
+        Assert.Equal(TurnBudgets.Cost, output.Budget);
+        Assert.Equal(5m, output.CostUsd);
+        Assert.Equal(1, runs);
+    }
 }
 
 /// <summary>Compares turn outputs by their JSON (records with lists compare by reference).</summary>

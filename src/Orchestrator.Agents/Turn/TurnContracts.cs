@@ -24,6 +24,12 @@ public sealed record TurnOptions
     /// <summary>Most tokens (prompt plus completion, as the server reports them) over the turn's model calls; null (the default) for no limit.</summary>
     public int? MaxTotalTokens { get; init; }
 
+    /// <summary>The model's prices, to estimate cost; null (the default) when unknown (then <see cref="MaxCostUsd"/> cannot apply).</summary>
+    public ModelPrice? Price { get; init; }
+
+    /// <summary>Most estimated cost of the turn's model calls in US dollars (by <see cref="Price"/>); null (the default) for no limit.</summary>
+    public decimal? MaxCostUsd { get; init; }
+
     /// <summary>
     /// Longest the turn may run, in orchestration time, not counting time spent waiting for human confirmations
     /// (they have their own expiry); null (the default) for no limit. Checked before each model call and each tool execution.
@@ -58,9 +64,27 @@ public sealed record TurnOptions
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(ConfirmationTimeout, TimeSpan.Zero, nameof(ConfirmationTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxParallelCalls, 1, nameof(MaxParallelCalls));
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxTotalTokens ?? 1, 1, nameof(MaxTotalTokens));
+        if (MaxCostUsd is not null && Price is null)
+        {
+            throw new ArgumentException("MaxCostUsd needs a Price to estimate cost.", nameof(MaxCostUsd));
+        }
+
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(MaxDuration ?? TimeSpan.MaxValue, TimeSpan.Zero, nameof(MaxDuration));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(FirstRetryInterval, TimeSpan.Zero, nameof(FirstRetryInterval));
         return this;
+    }
+}
+
+/// <summary>A model's price per million tokens, in US dollars (an entry of a price table).</summary>
+/// <param name="InputPerMillion">Price of a million prompt tokens.</param>
+/// <param name="OutputPerMillion">Price of a million completion tokens.</param>
+public sealed record ModelPrice(decimal InputPerMillion, decimal OutputPerMillion)
+{
+    /// <summary>The estimated cost of one call's usage.</summary>
+    public decimal CostOf(ModelUsage usage)
+    {
+        ArgumentNullException.ThrowIfNull(usage);
+        return ((usage.InputTokens * InputPerMillion) + (usage.OutputTokens * OutputPerMillion)) / 1_000_000m;
     }
 }
 
@@ -118,6 +142,9 @@ public static class TurnBudgets
     /// <summary>Too many tokens.</summary>
     public const string Tokens = "tokens";
 
+    /// <summary>The estimated cost went over the limit.</summary>
+    public const string Cost = "cost";
+
     /// <summary>The turn ran too long (confirmation waits excluded).</summary>
     public const string WallClock = "wall_clock";
 }
@@ -142,6 +169,9 @@ public sealed record TurnOutput(
 {
     /// <summary>Tokens used by the turn's model calls, as the server reported them.</summary>
     public int TotalTokens { get; init; }
+
+    /// <summary>Estimated cost of the turn's model calls in US dollars, when a price was given.</summary>
+    public decimal? CostUsd { get; init; }
 }
 
 /// <summary>A write waiting for a human decision, as shown in the turn's custom status.</summary>

@@ -42,6 +42,7 @@ internal sealed class TurnRun
     private int _consecutiveFailures;
     private int _tokens;
     private int? _schemaTokens;
+    private decimal _cost;
     private DateTime _startedAt;
     private TimeSpan _waitedForHumans;
     private string? _budgetHit;
@@ -94,6 +95,16 @@ internal sealed class TurnRun
             }
 
             _tokens += reply.Usage?.TotalTokens ?? 0;
+            if (reply.Usage is not null && _options.Price is { } price)
+            {
+                _cost += price.CostOf(reply.Usage);
+            }
+
+            if (_options.MaxCostUsd is { } maxCost && _cost >= maxCost)
+            {
+                _budgetHit ??= TurnBudgets.Cost;
+            }
+
             if (_options.MaxTotalTokens is { } maxTokens && _tokens >= maxTokens)
             {
                 // The calls of a reply that went over the token budget are answered as not run: no further effects.
@@ -473,6 +484,7 @@ internal sealed class TurnRun
         TurnBudgets.ConsecutiveFailures => $"The turn ended: {_options.MaxConsecutiveFailures} tool calls in a row failed.",
         TurnBudgets.SameFailingCall => $"The turn ended: the same tool call failed {_options.MaxSameFailingCall} times.",
         TurnBudgets.Tokens => $"The turn ended: it used {_tokens} tokens (limit {_options.MaxTotalTokens}).",
+        TurnBudgets.Cost => string.Create(CultureInfo.InvariantCulture, $"The turn ended: its estimated cost ${_cost:0.####} reached the limit ${_options.MaxCostUsd:0.####}."),
         TurnBudgets.WallClock => $"The turn ended: it ran longer than {_options.MaxDuration} (time waiting for confirmations excluded).",
         _ => $"The turn ended: budget '{budget}' was reached.",
     };
@@ -496,7 +508,7 @@ internal sealed class TurnRun
         _phase = outcome == TurnOutcome.Answered ? "answered" : "ended";
         _plan = null;
         PublishStatus();
-        return new TurnOutput(outcome, budget, message, [.. _messages], [.. _completedOrder], _modelCalls, _toolCalls) { TotalTokens = _tokens };
+        return new TurnOutput(outcome, budget, message, [.. _messages], [.. _completedOrder], _modelCalls, _toolCalls) { TotalTokens = _tokens, CostUsd = _options.Price is null ? null : _cost };
     }
 
     private enum CallCount
