@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Orchestrator.Agents.Models;
 using Orchestrator.Durable;
 
@@ -29,7 +30,7 @@ internal sealed class ProposeActivity(IChatModel model, ToolRegistry tools) : Ta
 /// (durable identity), so every attempt sends the same key. Transient failures are thrown (the engine retries
 /// them up to the tool's cap); permanent ones come back as a failed result for the model.
 /// </remarks>
-internal sealed class ExecuteToolActivity(ToolRegistry tools, ToolHandlers handlers, TimeProvider time) : TaskActivity<ExecuteToolInput, ToolExecutionResult>
+internal sealed class ExecuteToolActivity(ToolRegistry tools, ToolHandlers handlers, TimeProvider time, ILogger logger) : TaskActivity<ExecuteToolInput, ToolExecutionResult>
 {
     private readonly ToolRateLimiters _rateLimiters = new(time);
 
@@ -63,6 +64,7 @@ internal sealed class ExecuteToolActivity(ToolRegistry tools, ToolHandlers handl
         using var timeout = new CancellationTokenSource(tool.Timeout, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(timeout.Token, context.CancellationToken);
         var invocation = new ToolInvocation(input.ConversationId, input.ToolCallId, input.ToolName, input.Arguments, input.IdempotencyKey);
+        Log.ToolRunning(logger, context.InstanceId, input.ToolCallId, input.ToolName, input.IdempotencyKey);
         try
         {
             // An attempt cannot tell whether an earlier one died after calling out: every write with a reconcile
@@ -81,10 +83,12 @@ internal sealed class ExecuteToolActivity(ToolRegistry tools, ToolHandlers handl
         }
         catch (ToolExecutionException ex) when (!ex.IsTransient)
         {
+            Log.ToolFailed(logger, context.InstanceId, input.ToolCallId, input.ToolName, transient: false);
             return new ToolExecutionResult(false, ToolHandlers.ErrorContent("tool_failed", ex.Message));
         }
         catch (ToolExecutionException ex)
         {
+            Log.ToolFailed(logger, context.InstanceId, input.ToolCallId, input.ToolName, transient: true);
             throw new TransientToolFailureException(ex.Message, ex);
         }
         catch (OperationCanceledException) when (timeout.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)

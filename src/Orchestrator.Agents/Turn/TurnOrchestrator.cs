@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging;
 using Orchestrator.Agents.Models;
 using Orchestrator.Durable;
 
@@ -14,15 +15,16 @@ namespace Orchestrator.Agents;
 /// instance, idempotency keys from <see cref="IdempotencyKeys"/>; validation and planning are pure functions
 /// of the recorded reply, so a replay takes the same decisions.
 /// </remarks>
-internal sealed class TurnOrchestrator(ToolRegistry tools) : TaskOrchestrator<TurnInput, TurnOutput>
+internal sealed class TurnOrchestrator(ToolRegistry tools, ILogger logger) : TaskOrchestrator<TurnInput, TurnOutput>
 {
     public override Task<TurnOutput> RunAsync(TaskOrchestrationContext context, TurnInput input) =>
-        new TurnRun(context, tools, input).RunAsync();
+        new TurnRun(context, tools, input, context.CreateReplaySafeLogger(logger)).RunAsync();
 }
 
 internal sealed class TurnRun
 {
     private readonly TaskOrchestrationContext _context;
+    private readonly ILogger _logger;
     private readonly ToolRegistry _tools;
     private readonly ToolCallValidator _validator;
     private readonly ToolCallPlanner _planner;
@@ -47,9 +49,10 @@ internal sealed class TurnRun
     private TimeSpan _waitedForHumans;
     private string? _budgetHit;
 
-    internal TurnRun(TaskOrchestrationContext context, ToolRegistry tools, TurnInput input)
+    internal TurnRun(TaskOrchestrationContext context, ToolRegistry tools, TurnInput input, ILogger logger)
     {
         _context = context;
+        _logger = logger;
         _tools = tools;
         _validator = new ToolCallValidator(tools);
         _planner = new ToolCallPlanner(tools);
@@ -183,6 +186,7 @@ internal sealed class TurnRun
         var report = _validator.ValidateAll(proposed);
         foreach (var rejected in report.Rejected)
         {
+            Log.CallRejected(_logger, _context.InstanceId, rejected.ToolCallId, rejected.ToolName, RejectedToolCall.ErrorCode(rejected.Kind));
             outcomes[rejected.Position] = CallOutcome.Failed(rejected.ToModelContent(), "was rejected by validation");
         }
 
@@ -388,6 +392,7 @@ internal sealed class TurnRun
             TurnConfirmations.EventName(call.ToolCallId));
         _pending.Add(pending);
         PublishStatus();
+        Log.ConfirmationPending(_logger, _context.InstanceId, call.ToolCallId, call.ToolName, call.ArgumentsHash);
         var waitStarted = _context.CurrentUtcDateTime;
         try
         {
@@ -413,6 +418,7 @@ internal sealed class TurnRun
                 {
                     // Bound to the exact arguments shown: a decision about anything else is refused, and the wait goes on.
                     _refusals.Add(new ConfirmationRefusal(call.ToolCallId, "argument_hash_mismatch", _context.CurrentUtcDateTime));
+                    Log.DecisionRefused(_logger, _context.InstanceId, call.ToolCallId, "argument_hash_mismatch");
                     PublishStatus();
                     continue;
                 }
@@ -427,6 +433,7 @@ internal sealed class TurnRun
                     {
                         // The plan was built on the resource the call names, and nothing runs unvalidated: refuse, keep waiting.
                         _refusals.Add(new ConfirmationRefusal(call.ToolCallId, problem, _context.CurrentUtcDateTime));
+                        Log.DecisionRefused(_logger, _context.InstanceId, call.ToolCallId, problem);
                         PublishStatus();
                         continue;
                     }
@@ -505,6 +512,7 @@ internal sealed class TurnRun
 
     private TurnOutput End(TurnOutcome outcome, string? budget, string? message)
     {
+        Log.TurnEnded(_logger, _context.InstanceId, outcome.ToString(), budget, _modelCalls, _toolCalls);
         _phase = outcome == TurnOutcome.Answered ? "answered" : "ended";
         _plan = null;
         PublishStatus();

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using Orchestrator.Agents.Models;
 using Orchestrator.Durable;
 using Orchestrator.Durable.Client;
@@ -30,8 +32,9 @@ public static class TurnRegistration
     /// <param name="tools">The checked tool set.</param>
     /// <param name="handlers">The code behind each tool.</param>
     /// <param name="model">The chat model the Propose activity calls.</param>
-    /// <param name="timeProvider">The clock for tool timeouts; the system clock by default.</param>
-    public static DurableTaskRegistry AddAgentTurn(this DurableTaskRegistry registry, ToolRegistry tools, ToolHandlers handlers, IChatModel model, TimeProvider? timeProvider = null)
+    /// <param name="timeProvider">The clock for tool timeouts and rate limits; the system clock by default.</param>
+    /// <param name="loggerFactory">Where turn and tool logs go (each line carries the turn instance id, never argument values); none by default.</param>
+    public static DurableTaskRegistry AddAgentTurn(this DurableTaskRegistry registry, ToolRegistry tools, ToolHandlers handlers, IChatModel model, TimeProvider? timeProvider = null, ILoggerFactory? loggerFactory = null)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(tools);
@@ -45,9 +48,10 @@ public static class TurnRegistration
 
         var time = timeProvider ?? TimeProvider.System;
         var propose = new ProposeActivity(model, tools);
-        var execute = new ExecuteToolActivity(tools, handlers, time);
+        var logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Orchestrator.Agents.Turn");
+        var execute = new ExecuteToolActivity(tools, handlers, time, logger);
         return registry
-            .AddOrchestrator(TurnOrchestrator, () => new TurnOrchestrator(tools))
+            .AddOrchestrator(TurnOrchestrator, () => new TurnOrchestrator(tools, logger))
             .AddOrchestrator(ConversationOrchestrator, () => new ConversationOrchestrator())
             .AddActivity(ProposeActivity, () => propose)
             .AddActivity(ExecuteToolActivity, () => execute);
