@@ -55,16 +55,31 @@ internal sealed class ConversationOrchestrator : TaskOrchestrator<ConversationSt
             Options = input.TurnOptions,
             CompletedWrites = input.CompletedWrites,
         };
-        var output = await context.CallSubOrchestratorAsync<TurnOutput>(
-            TurnRegistration.TurnOrchestrator, turnInput, new SubOrchestrationOptions { InstanceId = turnId });
-        var next = input with
+        ConversationState next;
+        try
         {
-            Messages = output.Messages,
-            CompletedWrites = output.CompletedWrites,
-            Turns = input.Turns + 1,
-            LastOutcome = output.Outcome,
-            LastMessage = output.Message,
-        };
+            var output = await context.CallSubOrchestratorAsync<TurnOutput>(
+                TurnRegistration.TurnOrchestrator, turnInput, new SubOrchestrationOptions { InstanceId = turnId });
+            next = input with
+            {
+                Messages = output.Messages,
+                CompletedWrites = output.CompletedWrites,
+                Turns = input.Turns + 1,
+                LastOutcome = output.Outcome,
+                LastMessage = output.Message,
+            };
+        }
+        catch (TaskFailedException ex)
+        {
+            // A failed turn must not take the conversation down: record it and keep serving later messages.
+            next = input with
+            {
+                Messages = turnInput.Messages,
+                Turns = input.Turns + 1,
+                LastOutcome = TurnOutcome.Failed,
+                LastMessage = $"Turn {turnId} failed: {ex.FailureDetails.ErrorMessage}",
+            };
+        }
 
         // Messages that arrived during the turn are carried over and start the next one.
         context.ContinueAsNew(next, preserveUnprocessedEvents: true);

@@ -122,6 +122,9 @@ public enum TurnOutcome
 
     /// <summary>The model could not be called (after retries).</summary>
     ModelFailed = 2,
+
+    /// <summary>The turn orchestration itself failed (a bug or a non-determinism error); seen by the conversation, never returned by a turn.</summary>
+    Failed = 3,
 }
 
 /// <summary>The budgets, as named in <see cref="TurnOutput.Budget"/>.</summary>
