@@ -291,6 +291,35 @@ public sealed class TurnTests
         Assert.Equal(5m, output.CostUsd);
         Assert.Equal(1, runs);
     }
+
+    [Fact(Timeout = 30_000)]
+    public async Task RunTurn_CallsUnderFinishReasonStopWithUnknownAndMalformed_RunsValidOneAnswersEveryId()
+    {
+        var seen = new ConcurrentQueue<string>();
+        var tools = new ToolRegistryBuilder().Add(Desk.LookupOrder).Build();
+        var handlers = new ToolHandlers().Add("lookup_order", (inv, _) =>
+        {
+            seen.Enqueue(inv.ToolCallId);
+            return Desk.OrderJson(inv);
+        });
+        var calls = ScriptEntry.Calls(
+            new ScriptedToolCall("c_ok", "lookup_order", """{"order_id":"A1001"}"""),
+            new ScriptedToolCall("c_unknown", "delete_everything", "{}"),
+            new ScriptedToolCall("c_bad", "lookup_order", "{\"order_id\": \"A1002"));
+        var script = new ChatScript(
+            calls with { Reply = calls.Reply! with { FinishReason = "stop" } },
+            ScriptEntry.Text("Done.") with { When = new ScriptMatch { LastRole = "tool" } });
+        await using var harness = await TurnHarness.StartAsync(script, tools, handlers);
+
+        var output = await harness.RunTurnAsync(new TurnInput("conv-f", [ModelMessage.User("go")]), "turn-f");
+
+        Assert.Equal(TurnOutcome.Answered, output.Outcome);
+        Assert.Equal(["c_ok"], seen);
+        var second = harness.Server.Requests[1];
+        Assert.Contains("A1001", second.ToolResultFor("c_ok"), StringComparison.Ordinal);
+        Assert.Contains("unknown_tool", second.ToolResultFor("c_unknown"), StringComparison.Ordinal);
+        Assert.Contains("malformed_arguments", second.ToolResultFor("c_bad"), StringComparison.Ordinal);
+    }
 }
 
 /// <summary>Compares turn outputs by their JSON (records with lists compare by reference).</summary>
