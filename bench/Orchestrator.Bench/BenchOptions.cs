@@ -34,7 +34,8 @@ internal sealed record BenchOptions
           --dispatchers N              worker's DispatcherCount (default: the worker default)
           --concurrency N              hello-sequence/fan-out: at most N orchestrations in flight, each
                                        started when an earlier one completed (default: all at once)
-          --workers N                  worker processes (default 1, in-process). N > 1 is not implemented yet
+          --workers N                  azurite: workers on the task hub (default 1, in the bench process);
+                                       N > 1 adds N-1 worker processes (the bench re-launched in worker mode)
           --timeout SECONDS            give up after this long (default 600); exit code 1
         """;
 
@@ -59,6 +60,8 @@ internal sealed record BenchOptions
     public int? Concurrency { get; init; }
 
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(600);
+
+    public int Workers { get; init; } = 1;
 
     public static readonly string[] Workloads = ["hello-sequence", "fan-out", "waiting"];
 
@@ -158,9 +161,9 @@ internal sealed record BenchOptions
             throw new UsageException("--db applies to the sqlite backend only; the azurite backend uses a fresh task hub per run.");
         }
 
-        if (workers > 1)
+        if (workers > 1 && backend != "azurite")
         {
-            throw new UsageException($"--workers {workers}: more than one worker (extra worker processes on the same task hub) is not implemented yet; the bench runs one worker in-process.");
+            throw new UsageException($"--workers {workers}: more than one worker is implemented for --backend azurite only (SQLite is one process's file).");
         }
 
         if (db is not null && (File.Exists(db) || Directory.Exists(db)))
@@ -181,6 +184,7 @@ internal sealed record BenchOptions
             DispatcherCount = dispatchers,
             Concurrency = concurrency,
             Timeout = timeout,
+            Workers = workers,
         };
     }
 

@@ -57,6 +57,7 @@ internal sealed class BenchRunner(BenchOptions options)
             .SetMinimumLevel(LogLevel.Warning)
             .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
         AzuriteHost? azurite = null;
+        WorkerProcesses? extraWorkers = null;
         try
         {
             SqliteOrchestrationBackend? sqlite = null;
@@ -88,6 +89,13 @@ internal sealed class BenchRunner(BenchOptions options)
                 await using (worker.ConfigureAwait(false))
                 {
                     await worker.StartAsync(cancellationToken).ConfigureAwait(false);
+                    if (azureBackend is not null && options.Workers > 1)
+                    {
+                        Progress($"starting {options.Workers - 1} worker process(es) on task hub {azureBackend.Options.TaskHubName}");
+                        extraWorkers = await WorkerProcesses.StartAsync(options.Workers - 1, azurite!.ConnectionString, azureBackend.Options.TaskHubName, options, cancellationToken).ConfigureAwait(false);
+                        await WaitForBalancedLeasesAsync(azureBackend, options.Workers, cancellationToken).ConfigureAwait(false);
+                    }
+
                     if (warmup > 0)
                     {
                         Progress($"warm-up: {warmup} orchestrations");
@@ -96,7 +104,8 @@ internal sealed class BenchRunner(BenchOptions options)
 
                     Progress($"measuring: {count} orchestrations");
                     SqliteExecutorStats before = sqlite?.Stats ?? default;
-                    long storageOpsBefore = azureBackend?.StorageOperationCount ?? 0;
+                    long extraOpsBefore = extraWorkers is null ? 0 : await extraWorkers.StorageOperationCountAsync(cancellationToken).ConfigureAwait(false);
+                    long storageOpsBefore = (azureBackend?.StorageOperationCount ?? 0) + extraOpsBefore;
                     var startCpu = Process.GetCurrentProcess().TotalProcessorTime;
                     long? startWritten = BytesWritten();
                     (long Cpu, long Wait)? startStore = StoreThreadSchedStat();
@@ -104,7 +113,8 @@ internal sealed class BenchRunner(BenchOptions options)
                     Measurement m = await this.RunBatchAsync("run", count, cancellationToken).ConfigureAwait(false);
                     double wall = Stopwatch.GetElapsedTime(wallStart).TotalSeconds;
                     var cpu = Process.GetCurrentProcess().TotalProcessorTime - startCpu;
-                    long storageOps = (azureBackend?.StorageOperationCount ?? 0) - storageOpsBefore;
+                    long extraOps = (extraWorkers is null ? 0 : await extraWorkers.StorageOperationCountAsync(cancellationToken).ConfigureAwait(false)) - extraOpsBefore;
+                    long storageOps = (azureBackend?.StorageOperationCount ?? 0) + extraOps + extraOpsBefore - storageOpsBefore;
                     SqliteExecutorStats? stats = sqlite is null ? null : sqlite.Stats - before;
                     long? written = BytesWritten() - startWritten;
                     (long Cpu, long Wait)? endStore = StoreThreadSchedStat();
@@ -162,8 +172,9 @@ internal sealed class BenchRunner(BenchOptions options)
                     {
                         result["storageOps"] = storageOps;
                         result["storageOpsPerOrchestration"] = Round((double)storageOps / count, 2);
-                        result["storageOpsCounted"] = "every HTTP request (retries included) the backend, worker and client sent to tables, queues and blobs from the first schedule call until all were read back: scheduling, worker polling and leases, status polling and the final read-back of every instance";
-                        result["workers"] = 1;
+                        result["storageOpsCounted"] = "every HTTP request (retries included) the backend, worker(s) and client sent to tables, queues and blobs from the first schedule call until all were read back: scheduling, worker polling and leases, status polling and the final read-back of every instance";
+                        result["workers"] = options.Workers;
+                        result["storageOpsWorkerProcesses"] = extraOps;
                         result["partitionCount"] = azureBackend.Options.PartitionCount;
                         result["taskHub"] = azureBackend.Options.TaskHubName;
                         result["azurite"] = azurite?.Description;
@@ -180,6 +191,7 @@ internal sealed class BenchRunner(BenchOptions options)
         }
         finally
         {
+            extraWorkers?.Dispose();
             azurite?.Dispose();
             if (tempDb)
             {
@@ -270,6 +282,40 @@ internal sealed class BenchRunner(BenchOptions options)
         }
 
         return null;
+    }
+
+    /// <summary>Waits until every partition's lease is held and spread over min(workers, partitions) distinct live workers.</summary>
+    private static async Task WaitForBalancedLeasesAsync(AzureStorageOrchestrationBackend backend, int workers, CancellationToken cancellationToken)
+    {
+        int partitions = backend.Options.PartitionCount;
+        int wanted = Math.Min(workers, partitions);
+        var sw = Stopwatch.StartNew();
+        while (true)
+        {
+            DateTimeOffset now = TimeProvider.System.GetUtcNow();
+            var owners = new List<string>();
+            await foreach (Azure.Data.Tables.TableEntity row in backend.LeasesTable.QueryAsync<Azure.Data.Tables.TableEntity>(e => e.PartitionKey == "lease", cancellationToken: cancellationToken).ConfigureAwait(false))
+            {
+                string owner = row.GetString("Owner") ?? string.Empty;
+                if (owner.Length > 0 && row.GetDateTimeOffset("ExpiresAt") > now)
+                {
+                    owners.Add(owner);
+                }
+            }
+
+            if (owners.Count == partitions && owners.Distinct().Count() == wanted)
+            {
+                Progress($"leases balanced over {wanted} workers after {sw.Elapsed.TotalSeconds:0.0} s");
+                return;
+            }
+
+            if (sw.Elapsed > TimeSpan.FromSeconds(120))
+            {
+                throw new BenchFailedException($"the {partitions} partition leases were not spread over {wanted} workers within 120 s ({owners.Count} held by {owners.Distinct().Count()}).");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(500), TimeProvider.System, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     /// <summary>A fresh task hub name per run: letters and digits, starting with a letter.</summary>
