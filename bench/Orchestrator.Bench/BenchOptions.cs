@@ -18,7 +18,9 @@ internal sealed record BenchOptions
 
         backends:
           sqlite           embedded SQLite file (WAL)
-          azurite          Azure Storage emulator (not implemented yet)
+          azurite          Azure Storage backend against Azurite: AZURITE_CONNECTION_STRING if set, else
+                           Azurite on ports 10000-10002 if it answers, else a private Azurite started from
+                           node_modules/.bin/azurite (run 'npm ci') on free ports; a fresh task hub per run
 
         options:
           --count N                    orchestrations to run
@@ -32,6 +34,8 @@ internal sealed record BenchOptions
           --dispatchers N              worker's DispatcherCount (default: the worker default)
           --concurrency N              hello-sequence/fan-out: at most N orchestrations in flight, each
                                        started when an earlier one completed (default: all at once)
+          --workers N                  azurite: workers on the task hub (default 1, in the bench process);
+                                       N > 1 adds N-1 worker processes (the bench re-launched in worker mode)
           --timeout SECONDS            give up after this long (default 600); exit code 1
         """;
 
@@ -57,6 +61,8 @@ internal sealed record BenchOptions
 
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(600);
 
+    public int Workers { get; init; } = 1;
+
     public static readonly string[] Workloads = ["hello-sequence", "fan-out", "waiting"];
 
     public static readonly string[] Backends = ["sqlite", "azurite"];
@@ -68,6 +74,7 @@ internal sealed record BenchOptions
         string? backend = null;
         int? count = null, warmup = null, maxOrch = null, maxAct = null, dispatchers = null, concurrency = null;
         string? db = null;
+        int workers = 1;
         bool durable = true;
         TimeSpan timeout = TimeSpan.FromSeconds(600);
         for (int i = 0; i < args.Length; i++)
@@ -106,6 +113,9 @@ internal sealed record BenchOptions
                     break;
                 case "--concurrency":
                     concurrency = PositiveInt(a, Value(args, ref i), allowZero: false);
+                    break;
+                case "--workers":
+                    workers = PositiveInt(a, Value(args, ref i), allowZero: false);
                     break;
                 case "--timeout":
                     timeout = TimeSpan.FromSeconds(PositiveInt(a, Value(args, ref i), allowZero: false));
@@ -146,9 +156,14 @@ internal sealed record BenchOptions
             throw new UsageException($"Unknown backend '{backend}'; expected one of: {string.Join(", ", Backends)}.");
         }
 
-        if (backend == "azurite")
+        if (backend == "azurite" && db is not null)
         {
-            throw new UsageException("The azurite backend is not implemented yet (the Azure Storage backend comes in a later issue); use --backend sqlite.");
+            throw new UsageException("--db applies to the sqlite backend only; the azurite backend uses a fresh task hub per run.");
+        }
+
+        if (workers > 1 && backend != "azurite")
+        {
+            throw new UsageException($"--workers {workers}: more than one worker is implemented for --backend azurite only (SQLite is one process's file).");
         }
 
         if (db is not null && (File.Exists(db) || Directory.Exists(db)))
@@ -169,6 +184,7 @@ internal sealed record BenchOptions
             DispatcherCount = dispatchers,
             Concurrency = concurrency,
             Timeout = timeout,
+            Workers = workers,
         };
     }
 

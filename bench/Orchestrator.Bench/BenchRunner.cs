@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
 using Orchestrator.Durable;
+using Orchestrator.Durable.AzureStorage;
 using Orchestrator.Durable.Backend;
 using Orchestrator.Durable.Client;
 using Orchestrator.Durable.Sqlite;
@@ -41,9 +42,9 @@ internal sealed class BenchRunner(BenchOptions options)
             _ => count,
         };
 
-        bool tempDb = options.DbPath is null;
-        string dbPath = options.DbPath ?? Path.Combine(Path.GetTempPath(), $"orchestrator-bench-{Path.GetRandomFileName()}.db");
-        var backendOptions = new SqliteOrchestrationBackendOptions { DataSource = dbPath, DurableCommits = options.DurableCommits };
+        bool azure = options.Backend == "azurite";
+        bool tempDb = !azure && options.DbPath is null;
+        string dbPath = azure ? string.Empty : options.DbPath ?? Path.Combine(Path.GetTempPath(), $"orchestrator-bench-{Path.GetRandomFileName()}.db");
         var workerOptions = new DurableTaskWorkerOptions();
         workerOptions = workerOptions with
         {
@@ -55,18 +56,46 @@ internal sealed class BenchRunner(BenchOptions options)
         using ILoggerFactory loggerFactory = LoggerFactory.Create(b => b
             .SetMinimumLevel(LogLevel.Warning)
             .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
-        Progress($"{options.Workload}: backend sqlite, db {dbPath}, synchronous={(options.DurableCommits ? "FULL" : "NORMAL")}, count {count}, warm-up {warmup}");
+        AzuriteHost? azurite = null;
+        WorkerProcesses? extraWorkers = null;
         try
         {
-            var sqlite = new SqliteOrchestrationBackend(backendOptions);
-            await using (sqlite.ConfigureAwait(false))
+            SqliteOrchestrationBackend? sqlite = null;
+            AzureStorageOrchestrationBackend? azureBackend = null;
+            if (azure)
             {
+                azurite = await AzuriteHost.StartAsync(cancellationToken).ConfigureAwait(false);
+                var azureOptions = new AzureStorageOrchestrationBackendOptions
+                {
+                    ConnectionString = azurite.ConnectionString,
+                    TaskHubName = NewHubName(),
+                    LoggerFactory = loggerFactory,
+                };
+                Progress($"{options.Workload}: backend azurite ({azurite.Description}), task hub {azureOptions.TaskHubName}, {azureOptions.PartitionCount} partitions, count {count}, warm-up {warmup}");
+                azureBackend = new AzureStorageOrchestrationBackend(azureOptions);
+                this.backend = azureBackend;
+            }
+            else
+            {
+                Progress($"{options.Workload}: backend sqlite, db {dbPath}, synchronous={(options.DurableCommits ? "FULL" : "NORMAL")}, count {count}, warm-up {warmup}");
+                sqlite = new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = dbPath, DurableCommits = options.DurableCommits });
                 this.backend = sqlite;
-                this.client = new DurableTaskClient(sqlite);
-                var worker = new DurableTaskWorker(sqlite, Workloads.CreateRegistry(), workerOptions, loggerFactory);
+            }
+
+            await using (this.backend.ConfigureAwait(false))
+            {
+                this.client = new DurableTaskClient(this.backend);
+                var worker = new DurableTaskWorker(this.backend, Workloads.CreateRegistry(), workerOptions, loggerFactory);
                 await using (worker.ConfigureAwait(false))
                 {
                     await worker.StartAsync(cancellationToken).ConfigureAwait(false);
+                    if (azureBackend is not null && options.Workers > 1)
+                    {
+                        Progress($"starting {options.Workers - 1} worker process(es) on task hub {azureBackend.Options.TaskHubName}");
+                        extraWorkers = await WorkerProcesses.StartAsync(options.Workers - 1, azurite!.ConnectionString, azureBackend.Options.TaskHubName, options, cancellationToken).ConfigureAwait(false);
+                        await WaitForBalancedLeasesAsync(azureBackend, options.Workers, cancellationToken).ConfigureAwait(false);
+                    }
+
                     if (warmup > 0)
                     {
                         Progress($"warm-up: {warmup} orchestrations");
@@ -74,7 +103,9 @@ internal sealed class BenchRunner(BenchOptions options)
                     }
 
                     Progress($"measuring: {count} orchestrations");
-                    SqliteExecutorStats before = sqlite.Stats;
+                    SqliteExecutorStats before = sqlite?.Stats ?? default;
+                    long extraOpsBefore = extraWorkers is null ? 0 : await extraWorkers.StorageOperationCountAsync(cancellationToken).ConfigureAwait(false);
+                    long storageOpsBefore = (azureBackend?.StorageOperationCount ?? 0) + extraOpsBefore;
                     var startCpu = Process.GetCurrentProcess().TotalProcessorTime;
                     long? startWritten = BytesWritten();
                     (long Cpu, long Wait)? startStore = StoreThreadSchedStat();
@@ -82,7 +113,9 @@ internal sealed class BenchRunner(BenchOptions options)
                     Measurement m = await this.RunBatchAsync("run", count, cancellationToken).ConfigureAwait(false);
                     double wall = Stopwatch.GetElapsedTime(wallStart).TotalSeconds;
                     var cpu = Process.GetCurrentProcess().TotalProcessorTime - startCpu;
-                    SqliteExecutorStats stats = sqlite.Stats - before;
+                    long extraOps = (extraWorkers is null ? 0 : await extraWorkers.StorageOperationCountAsync(cancellationToken).ConfigureAwait(false)) - extraOpsBefore;
+                    long storageOps = (azureBackend?.StorageOperationCount ?? 0) + extraOps + extraOpsBefore - storageOpsBefore;
+                    SqliteExecutorStats? stats = sqlite is null ? null : sqlite.Stats - before;
                     long? written = BytesWritten() - startWritten;
                     (long Cpu, long Wait)? endStore = StoreThreadSchedStat();
                     await worker.StopAsync(cancellationToken).ConfigureAwait(false);
@@ -108,25 +141,25 @@ internal sealed class BenchRunner(BenchOptions options)
                         ["maxMs"] = Round(m.LatenciesMs.Max(), 1),
                         ["latency"] = m.LatencyMeasures,
                         ["peakWorkingSetMb"] = Round(process.PeakWorkingSet64 / 1048576.0, 1),
-                        ["synchronous"] = options.DurableCommits ? "FULL" : "NORMAL",
-                        ["journalMode"] = "WAL",
+                        ["synchronous"] = stats is null ? null : options.DurableCommits ? "FULL" : "NORMAL",
+                        ["journalMode"] = stats is null ? null : "WAL",
                         ["activities"] = activities,
                         ["warmup"] = warmup,
                         ["concurrency"] = options.Workload == "waiting" ? null : options.Concurrency,
                         ["maxConcurrentOrchestrations"] = workerOptions.MaxConcurrentOrchestrations,
                         ["maxConcurrentActivities"] = workerOptions.MaxConcurrentActivities,
                         ["dispatcherCount"] = workerOptions.DispatcherCount,
-                        ["transactions"] = stats.Transactions,
-                        ["operations"] = stats.Operations,
-                        ["operationsPerTransaction"] = Round(stats.Transactions == 0 ? 0 : (double)stats.Operations / stats.Transactions, 2),
-                        ["storeBusyPercent"] = Round(100.0 * stats.BusyTime.TotalSeconds / wall, 1),
-                        ["storeCommitMs"] = Round(stats.CommitTime.TotalMilliseconds, 0),
-                        ["storeWorkMs"] = Round((stats.BusyTime - stats.CommitTime).TotalMilliseconds, 0),
-                        ["commitAvgMs"] = Round(stats.Transactions == 0 ? 0 : stats.CommitTime.TotalMilliseconds / stats.Transactions, 3),
+                        ["transactions"] = stats?.Transactions,
+                        ["operations"] = stats?.Operations,
+                        ["operationsPerTransaction"] = stats is { } st1 ? Round(st1.Transactions == 0 ? 0 : (double)st1.Operations / st1.Transactions, 2) : null,
+                        ["storeBusyPercent"] = stats is { } st2 ? Round(100.0 * st2.BusyTime.TotalSeconds / wall, 1) : null,
+                        ["storeCommitMs"] = stats is { } st3 ? Round(st3.CommitTime.TotalMilliseconds, 0) : null,
+                        ["storeWorkMs"] = stats is { } st4 ? Round((st4.BusyTime - st4.CommitTime).TotalMilliseconds, 0) : null,
+                        ["commitAvgMs"] = stats is { } st5 ? Round(st5.Transactions == 0 ? 0 : st5.CommitTime.TotalMilliseconds / st5.Transactions, 3) : null,
                         ["storeThreadCpuMs"] = startStore is { } s0 && endStore is { } s1 ? Round((s1.Cpu - s0.Cpu) / 1e6, 0) : null,
                         ["storeThreadRunQueueMs"] = startStore is { } s2 && endStore is { } s3 ? Round((s3.Wait - s2.Wait) / 1e6, 0) : null,
                         ["diskWriteMb"] = written is { } w ? Round(w / 1048576.0, 1) : null,
-                        ["diskWriteKbPerTransaction"] = written is { } w2 && stats.Transactions > 0 ? Round(w2 / 1024.0 / stats.Transactions, 1) : null,
+                        ["diskWriteKbPerTransaction"] = written is { } w2 && stats is { Transactions: > 0 } st6 ? Round(w2 / 1024.0 / st6.Transactions, 1) : null,
                         ["cpuPercent"] = Round(100.0 * cpu.TotalSeconds / wall, 1),
                         ["cpuMsPerOrchestration"] = Round(cpu.TotalMilliseconds / count, 2),
                         ["wallSeconds"] = Round(wall, 3),
@@ -135,6 +168,18 @@ internal sealed class BenchRunner(BenchOptions options)
                         ["tieredPgo"] = TieredPgoEnabled(),
                         ["runtime"] = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription,
                     };
+                    if (azureBackend is not null)
+                    {
+                        result["storageOps"] = storageOps;
+                        result["storageOpsPerOrchestration"] = Round((double)storageOps / count, 2);
+                        result["storageOpsCounted"] = "every HTTP request (retries included) the backend, worker(s) and client sent to tables, queues and blobs from the first schedule call until all were read back: scheduling, worker polling and leases, status polling and the final read-back of every instance";
+                        result["workers"] = options.Workers;
+                        result["storageOpsWorkerProcesses"] = extraOps;
+                        result["partitionCount"] = azureBackend.Options.PartitionCount;
+                        result["taskHub"] = azureBackend.Options.TaskHubName;
+                        result["azurite"] = azurite?.Description;
+                    }
+
                     foreach (var (k, v) in m.Extra)
                     {
                         result[k] = v;
@@ -146,6 +191,8 @@ internal sealed class BenchRunner(BenchOptions options)
         }
         finally
         {
+            extraWorkers?.Dispose();
+            azurite?.Dispose();
             if (tempDb)
             {
                 foreach (string suffix in new[] { string.Empty, "-wal", "-shm", "-journal" })
@@ -235,6 +282,48 @@ internal sealed class BenchRunner(BenchOptions options)
         }
 
         return null;
+    }
+
+    /// <summary>Waits until every partition's lease is held and spread over min(workers, partitions) distinct live workers.</summary>
+    private static async Task WaitForBalancedLeasesAsync(AzureStorageOrchestrationBackend backend, int workers, CancellationToken cancellationToken)
+    {
+        int partitions = backend.Options.PartitionCount;
+        int wanted = Math.Min(workers, partitions);
+        var sw = Stopwatch.StartNew();
+        while (true)
+        {
+            DateTimeOffset now = TimeProvider.System.GetUtcNow();
+            var owners = new List<string>();
+            await foreach (Azure.Data.Tables.TableEntity row in backend.LeasesTable.QueryAsync<Azure.Data.Tables.TableEntity>(e => e.PartitionKey == "lease", cancellationToken: cancellationToken).ConfigureAwait(false))
+            {
+                string owner = row.GetString("Owner") ?? string.Empty;
+                if (owner.Length > 0 && row.GetDateTimeOffset("ExpiresAt") > now)
+                {
+                    owners.Add(owner);
+                }
+            }
+
+            if (owners.Count == partitions && owners.Distinct().Count() == wanted)
+            {
+                Progress($"leases balanced over {wanted} workers after {sw.Elapsed.TotalSeconds:0.0} s");
+                return;
+            }
+
+            if (sw.Elapsed > TimeSpan.FromSeconds(120))
+            {
+                throw new BenchFailedException($"the {partitions} partition leases were not spread over {wanted} workers within 120 s ({owners.Count} held by {owners.Distinct().Count()}).");
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(500), TimeProvider.System, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A fresh task hub name per run: letters and digits, starting with a letter.</summary>
+    private static string NewHubName()
+    {
+#pragma warning disable RS0030 // A task hub name, not replayed code.
+        return "bench" + Guid.NewGuid().ToString("N")[..16];
+#pragma warning restore RS0030
     }
 
     private static void Progress(string message) => Console.Error.WriteLine($"[bench] {message}");

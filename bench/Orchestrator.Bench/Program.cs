@@ -8,6 +8,19 @@ if (args is ["--help"] or ["-h"])
     return 0;
 }
 
+if (args is ["worker", ..])
+{
+    try
+    {
+        return await WorkerProcesses.RunWorkerAsync(args);
+    }
+    catch (UsageException ex)
+    {
+        Console.Error.WriteLine($"error: {ex.Message}");
+        return 2;
+    }
+}
+
 BenchOptions options;
 try
 {
