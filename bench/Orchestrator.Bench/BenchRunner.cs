@@ -1,3 +1,4 @@
+using Orchestrator.Testing;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.Extensions.Logging;
@@ -56,7 +57,7 @@ internal sealed class BenchRunner(BenchOptions options)
         using ILoggerFactory loggerFactory = LoggerFactory.Create(b => b
             .SetMinimumLevel(LogLevel.Warning)
             .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace));
-        AzuriteHost? azurite = null;
+        AzuriteInstance? azurite = null;
         WorkerProcesses? extraWorkers = null;
         try
         {
