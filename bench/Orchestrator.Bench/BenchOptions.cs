@@ -15,8 +15,12 @@ internal sealed record BenchOptions
           hello-sequence   each orchestration calls 5 trivial activities in sequence (default count 1000)
           fan-out          each orchestration fans out 100 trivial activities and fans in (default count 20)
           waiting          N orchestrations wait for an external event, then all are released (default count 1000)
+          turn             N durable agent turns (AgentTurn, SQLite) at once: a scripted model proposes 3 reads and
+                           1 write needing confirmation (approved as soon as its card appears), then answers
+                           (default count 20; --backend defaults to sqlite)
+          turn-baseline    the same N turns in memory with Microsoft.Extensions.AI's FunctionInvokingChatClient
 
-        backends:
+        backends (not for turn-baseline; turn runs on sqlite only):
           sqlite           embedded SQLite file (WAL)
           azurite          Azure Storage backend against Azurite: AZURITE_CONNECTION_STRING if set, else
                            Azurite on ports 10000-10002 if it answers, else a private Azurite started from
@@ -36,6 +40,9 @@ internal sealed record BenchOptions
                                        started when an earlier one completed (default: all at once)
           --workers N                  azurite: workers on the task hub (default 1, in the bench process);
                                        N > 1 adds N-1 worker processes (the bench re-launched in worker mode)
+          --model-latency-ms N         turn, turn-baseline: simulated latency of each model call (default 0)
+          --compare-baseline           turn: also run turn-baseline in the same process and add baselineSeconds
+                                       and overheadRatio (durable / baseline) to the JSON line
           --timeout SECONDS            give up after this long (default 600); exit code 1
         """;
 
@@ -63,7 +70,16 @@ internal sealed record BenchOptions
 
     public int Workers { get; init; } = 1;
 
-    public static readonly string[] Workloads = ["hello-sequence", "fan-out", "waiting"];
+    /// <summary>turn/turn-baseline: simulated latency of each model call, in milliseconds.</summary>
+    public int ModelLatencyMs { get; init; }
+
+    /// <summary>turn: also run turn-baseline and report the ratio.</summary>
+    public bool CompareBaseline { get; init; }
+
+    /// <summary>Whether the workload is one of the agent-turn workloads (their own runner, <see cref="TurnBenchRunner"/>).</summary>
+    public bool IsTurnWorkload => Workload is "turn" or "turn-baseline";
+
+    public static readonly string[] Workloads = ["hello-sequence", "fan-out", "waiting", "turn", "turn-baseline"];
 
     public static readonly string[] Backends = ["sqlite", "azurite"];
 
@@ -75,6 +91,8 @@ internal sealed record BenchOptions
         int? count = null, warmup = null, maxOrch = null, maxAct = null, dispatchers = null, concurrency = null;
         string? db = null;
         int workers = 1;
+        int? modelLatencyMs = null;
+        bool compareBaseline = false;
         bool durable = true;
         TimeSpan timeout = TimeSpan.FromSeconds(600);
         for (int i = 0; i < args.Length; i++)
@@ -117,6 +135,12 @@ internal sealed record BenchOptions
                 case "--workers":
                     workers = PositiveInt(a, Value(args, ref i), allowZero: false);
                     break;
+                case "--model-latency-ms":
+                    modelLatencyMs = PositiveInt(a, Value(args, ref i), allowZero: true);
+                    break;
+                case "--compare-baseline":
+                    compareBaseline = true;
+                    break;
                 case "--timeout":
                     timeout = TimeSpan.FromSeconds(PositiveInt(a, Value(args, ref i), allowZero: false));
                     break;
@@ -146,12 +170,43 @@ internal sealed record BenchOptions
             throw new UsageException($"Unknown workload '{workload}'; expected one of: {string.Join(", ", Workloads)}.");
         }
 
+        bool turnWorkload = workload is "turn" or "turn-baseline";
+        if (!turnWorkload && (modelLatencyMs is not null || compareBaseline))
+        {
+            throw new UsageException($"--model-latency-ms and --compare-baseline apply to the turn workloads only, not '{workload}'.");
+        }
+
+        if (compareBaseline && workload != "turn")
+        {
+            throw new UsageException("--compare-baseline applies to 'turn' (it adds the baseline run to the durable one).");
+        }
+
+        if (turnWorkload)
+        {
+            if (workload == "turn-baseline" && (backend is not null || db is not null))
+            {
+                throw new UsageException("turn-baseline runs in memory: it takes no --backend and no --db.");
+            }
+
+            if (workload == "turn" && backend is not null && backend != "sqlite")
+            {
+                throw new UsageException($"turn runs on --backend sqlite only, not '{backend}'.");
+            }
+
+            if (concurrency is not null)
+            {
+                throw new UsageException("--concurrency does not apply to the turn workloads: all turns start at once.");
+            }
+
+            backend = workload == "turn" ? "sqlite" : "none";
+        }
+
         if (backend is null)
         {
             throw new UsageException("No backend given; pass --backend sqlite.");
         }
 
-        if (!Backends.Contains(backend))
+        if (!turnWorkload && !Backends.Contains(backend))
         {
             throw new UsageException($"Unknown backend '{backend}'; expected one of: {string.Join(", ", Backends)}.");
         }
@@ -185,6 +240,8 @@ internal sealed record BenchOptions
             Concurrency = concurrency,
             Timeout = timeout,
             Workers = workers,
+            ModelLatencyMs = modelLatencyMs ?? 0,
+            CompareBaseline = compareBaseline,
         };
     }
 

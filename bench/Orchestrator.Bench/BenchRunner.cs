@@ -205,7 +205,7 @@ internal sealed class BenchRunner(BenchOptions options)
     }
 
     /// <summary>Whether dynamic PGO is on: an environment override (DOTNET_TieredPGO) wins over the runtimeconfig.json setting.</summary>
-    private static bool TieredPgoEnabled()
+    internal static bool TieredPgoEnabled()
     {
         string? env = Environment.GetEnvironmentVariable("DOTNET_TieredPGO") ?? Environment.GetEnvironmentVariable("COMPlus_TieredPGO");
         if (env is not null)
@@ -217,7 +217,7 @@ internal sealed class BenchRunner(BenchOptions options)
     }
 
     /// <summary>The machine's 1-minute load average at the end of the run (Linux), or null: others' load skews the figures.</summary>
-    private static double? LoadAverage()
+    internal static double? LoadAverage()
     {
         try
         {
@@ -327,11 +327,11 @@ internal sealed class BenchRunner(BenchOptions options)
 #pragma warning restore RS0030
     }
 
-    private static void Progress(string message) => Console.Error.WriteLine($"[bench] {message}");
+    internal static void Progress(string message) => Console.Error.WriteLine($"[bench] {message}");
 
-    private static double Round(double value, int digits) => Math.Round(value, digits, MidpointRounding.AwayFromZero);
+    internal static double Round(double value, int digits) => Math.Round(value, digits, MidpointRounding.AwayFromZero);
 
-    private static double Percentile(List<double> values, double p)
+    internal static double Percentile(List<double> values, double p)
     {
         if (values.Count == 0)
         {

@@ -43,7 +43,9 @@ Console.CancelKeyPress += (_, e) =>
 
 try
 {
-    Dictionary<string, object?> result = await new BenchRunner(options).RunAsync(cts.Token);
+    Dictionary<string, object?> result = options.IsTurnWorkload
+        ? await new TurnBenchRunner(options).RunAsync(cts.Token)
+        : await new BenchRunner(options).RunAsync(cts.Token);
     Console.Out.WriteLine(JsonSerializer.Serialize(result));
     return 0;
 }

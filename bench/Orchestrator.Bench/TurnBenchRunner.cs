@@ -1,0 +1,327 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Console;
+using Orchestrator.Agents;
+using Orchestrator.Durable;
+using Orchestrator.Durable.Client;
+using Orchestrator.Durable.Sqlite;
+using Orchestrator.Durable.Worker;
+
+namespace Orchestrator.Bench;
+
+/// <summary>
+/// The <c>turn</c> and <c>turn-baseline</c> workloads (<see cref="TurnScript"/>): N turns started at once (a burst,
+/// like the other workloads), on both sides. <c>turn</c> runs the durable <c>AgentTurn</c> on a fresh SQLite file;
+/// <c>turn-baseline</c> runs the same turn with <c>FunctionInvokingChatClient</c> in memory; <c>turn --compare-baseline</c>
+/// runs both, one after the other, and fails unless both made the same model and tool calls.
+/// </summary>
+internal sealed class TurnBenchRunner(BenchOptions options)
+{
+    public const int DefaultCount = 20;
+    private readonly TimeProvider clock = TimeProvider.System;
+
+    public async Task<Dictionary<string, object?>> RunAsync(CancellationToken cancellationToken)
+    {
+        int count = options.Count ?? DefaultCount;
+        int warmup = options.Warmup ?? count;
+        var latency = TimeSpan.FromMilliseconds(options.ModelLatencyMs);
+        bool durable = options.Workload == "turn";
+        bool baseline = !durable || options.CompareBaseline;
+
+        SideResult? d = null, b = null;
+        if (durable)
+        {
+            d = await this.RunDurableAsync(count, warmup, latency, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (baseline)
+        {
+            b = await this.RunBaselineAsync(count, warmup, latency, cancellationToken).ConfigureAwait(false);
+        }
+
+        SideResult main = d ?? b!;
+        var result = new Dictionary<string, object?>
+        {
+            ["workload"] = options.Workload,
+            ["backend"] = durable ? "sqlite" : null,
+            ["count"] = count,
+            ["seconds"] = BenchRunner.Round(main.Seconds, 3),
+            ["turnsPerSecond"] = BenchRunner.Round(count / main.Seconds, 1),
+            ["p50Ms"] = BenchRunner.Round(BenchRunner.Percentile(main.LatenciesMs, 0.50), 1),
+            ["p99Ms"] = BenchRunner.Round(BenchRunner.Percentile(main.LatenciesMs, 0.99), 1),
+            ["maxMs"] = BenchRunner.Round(main.LatenciesMs.Max(), 1),
+            ["latency"] = "started-to-answered",
+            ["modelLatencyMs"] = options.ModelLatencyMs,
+            ["concurrency"] = "all turns at once",
+            ["warmup"] = warmup,
+            ["model"] = durable
+                ? "in-process IChatModel playing the script (no HTTP, no SDK)"
+                : "in-process IChatClient playing the script, under FunctionInvokingChatClient",
+            ["modelCalls"] = main.ModelCalls,
+            ["toolCalls"] = main.ToolCalls,
+            ["writes"] = main.Writes,
+            ["approvals"] = main.Approvals,
+            ["cpuPercent"] = BenchRunner.Round(100.0 * main.CpuMs / 1000 / main.WallSeconds, 1),
+            ["cpuMsPerTurn"] = BenchRunner.Round(main.CpuMs / count, 2),
+        };
+        foreach (var (k, v) in main.Extra)
+        {
+            result[k] = v;
+        }
+
+        if (d is not null && b is not null)
+        {
+            if (d.ModelCalls != b.ModelCalls || d.ToolCalls != b.ToolCalls || d.Writes != b.Writes)
+            {
+                throw new BenchFailedException($"the two sides did different work: durable {d.ModelCalls} model calls, {d.ToolCalls} tool calls, {d.Writes} writes; baseline {b.ModelCalls}, {b.ToolCalls}, {b.Writes}.");
+            }
+
+            double baseP50 = BenchRunner.Percentile(b.LatenciesMs, 0.50);
+            result["baselineSeconds"] = BenchRunner.Round(b.Seconds, 3);
+            result["overheadRatio"] = BenchRunner.Round(d.Seconds / b.Seconds, 4);
+            result["baselineP50Ms"] = BenchRunner.Round(baseP50, 1);
+            result["baselineP99Ms"] = BenchRunner.Round(BenchRunner.Percentile(b.LatenciesMs, 0.99), 1);
+            result["p50OverheadMs"] = BenchRunner.Round(BenchRunner.Percentile(d.LatenciesMs, 0.50) - baseP50, 1);
+            result["baselineModelCalls"] = b.ModelCalls;
+            result["baselineToolCalls"] = b.ToolCalls;
+            result["baselineWrites"] = b.Writes;
+            result["baselineApprovals"] = b.Approvals;
+            result["baselineCpuMsPerTurn"] = BenchRunner.Round(b.CpuMs / count, 2);
+        }
+
+        using (var process = Process.GetCurrentProcess())
+        {
+            process.Refresh();
+            result["peakWorkingSetMb"] = BenchRunner.Round(process.PeakWorkingSet64 / 1048576.0, 1);
+        }
+
+        result["processorCount"] = Environment.ProcessorCount;
+        result["loadAverage"] = BenchRunner.LoadAverage();
+        result["tieredPgo"] = BenchRunner.TieredPgoEnabled();
+        result["runtime"] = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription;
+        return result;
+    }
+
+    private static string Id(string prefix, int i) => $"{prefix}-turn-{i.ToString("D6", CultureInfo.InvariantCulture)}";
+
+    private static void CheckCounts(string side, int turns, (int Model, int Tools, int Writes) done, int approvals)
+    {
+        int model = turns * TurnScript.ModelCallsPerTurn, tools = turns * TurnScript.ToolCallsPerTurn;
+        if (done.Model != model || done.Tools != tools || done.Writes != turns)
+        {
+            throw new BenchFailedException($"{side}: {turns} turns made {done.Model} model calls, {done.Tools} tool calls and {done.Writes} writes; the script makes {model}, {tools} and {turns}.");
+        }
+
+        if (approvals < turns)
+        {
+            throw new BenchFailedException($"{side}: {turns} turns but only {approvals} approvals were given.");
+        }
+    }
+
+    private async Task<SideResult> RunDurableAsync(int count, int warmup, TimeSpan latency, CancellationToken cancellationToken)
+    {
+        string dbPath = options.DbPath ?? Path.Combine(Path.GetTempPath(), $"orchestrator-bench-{Path.GetRandomFileName()}.db");
+        var counters = new TurnCounters();
+        var approver = new ConfirmationApprover();
+        using ILoggerFactory loggerFactory = LoggerFactory.Create(b => b
+            .SetMinimumLevel(LogLevel.Information)
+            .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace)
+            .AddFilter<ConsoleLoggerProvider>((_, level) => level >= LogLevel.Warning)
+            .AddProvider(approver));
+        BenchRunner.Progress($"turn: backend sqlite, db {dbPath}, synchronous={(options.DurableCommits ? "FULL" : "NORMAL")}, count {count}, warm-up {warmup}, model latency {options.ModelLatencyMs} ms");
+        var workerOptions = new DurableTaskWorkerOptions();
+        workerOptions = workerOptions with
+        {
+            MaxConcurrentOrchestrations = options.MaxConcurrentOrchestrations ?? workerOptions.MaxConcurrentOrchestrations,
+            MaxConcurrentActivities = options.MaxConcurrentActivities ?? workerOptions.MaxConcurrentActivities,
+            DispatcherCount = options.DispatcherCount ?? workerOptions.DispatcherCount,
+        };
+        try
+        {
+            var sqlite = new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = dbPath, DurableCommits = options.DurableCommits });
+            await using (sqlite.ConfigureAwait(false))
+            {
+                var client = new DurableTaskClient(sqlite);
+                var worker = new DurableTaskWorker(sqlite, DurableTurnAgent.CreateRegistry(latency, counters, loggerFactory), workerOptions, loggerFactory);
+                await using (worker.ConfigureAwait(false))
+                {
+                    await worker.StartAsync(cancellationToken).ConfigureAwait(false);
+                    using var approverStop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                    Task approving = approver.RunAsync(client, approverStop.Token);
+                    try
+                    {
+                        if (warmup > 0)
+                        {
+                            BenchRunner.Progress($"turn warm-up: {warmup} turns");
+                            await this.RunDurableBatchAsync(client, approver, "warmup", warmup, cancellationToken).ConfigureAwait(false);
+                        }
+
+                        BenchRunner.Progress($"turn measuring: {count} turns");
+                        var before = counters.Snapshot();
+                        int approvalsBefore = approver.Approvals;
+                        int decideBefore = approver.DecideCalls;
+                        SqliteExecutorStats statsBefore = sqlite.Stats;
+                        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+                        long wallStart = Stopwatch.GetTimestamp();
+                        (double seconds, List<double> latencies) = await this.RunDurableBatchAsync(client, approver, "run", count, cancellationToken).ConfigureAwait(false);
+                        double wall = Stopwatch.GetElapsedTime(wallStart).TotalSeconds;
+                        double cpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds;
+                        SqliteExecutorStats stats = sqlite.Stats - statsBefore;
+                        var after = counters.Snapshot();
+                        var done = (after.Model - before.Model, after.Tools - before.Tools, after.Writes - before.Writes);
+                        int approvals = approver.Approvals - approvalsBefore;
+                        CheckCounts("turn", count, done, approvals);
+                        var approvalLatencies = approver.LatenciesMs.Skip(approvalsBefore).ToList();
+                        var extra = new Dictionary<string, object?>
+                        {
+                            ["synchronous"] = options.DurableCommits ? "FULL" : "NORMAL",
+                            ["transactions"] = stats.Transactions,
+                            ["operationsPerTurn"] = BenchRunner.Round((double)stats.Operations / count, 1),
+                            ["approvalP50Ms"] = BenchRunner.Round(BenchRunner.Percentile(approvalLatencies, 0.50), 1),
+                            ["approvalMaxMs"] = approvalLatencies.Count == 0 ? null : BenchRunner.Round(approvalLatencies.Max(), 1),
+                            ["approvalStatusReads"] = approver.DecideCalls - decideBefore,
+                            ["approvedBy"] = "TurnConfirmations.DecideAllAsync on the ConfirmationPending log line, retried until the card is committed",
+                            ["wallSeconds"] = BenchRunner.Round(wall, 3),
+                        };
+                        return new SideResult(seconds, latencies, done.Item1, done.Item2, done.Item3, approvals, cpuMs, wall, extra);
+                    }
+                    finally
+                    {
+                        await approverStop.CancelAsync().ConfigureAwait(false);
+                        await approving.ConfigureAwait(false);
+                        await worker.StopAsync(CancellationToken.None).ConfigureAwait(false);
+                    }
+                }
+            }
+        }
+        finally
+        {
+            if (options.DbPath is null)
+            {
+                foreach (string suffix in new[] { string.Empty, "-wal", "-shm", "-journal" })
+                {
+                    File.Delete(dbPath + suffix);
+                }
+            }
+        }
+    }
+
+    /// <summary>Starts <paramref name="count"/> turns at once and waits for all; times are the store's completion times.</summary>
+    private async Task<(double Seconds, List<double> LatenciesMs)> RunDurableBatchAsync(DurableTaskClient client, ConfirmationApprover approver, string prefix, int count, CancellationToken cancellationToken)
+    {
+        DateTimeOffset t0 = this.clock.GetUtcNow();
+        var scheduledAt = new DateTimeOffset[count];
+        await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
+        {
+            scheduledAt[i] = this.clock.GetUtcNow();
+            await client.ScheduleNewOrchestrationInstanceAsync(
+                TurnRegistration.TurnOrchestrator, DurableTurnAgent.Input(Id(prefix, i)), new StartOrchestrationOptions { InstanceId = Id(prefix, i) }, cancellationToken).ConfigureAwait(false);
+        })).ConfigureAwait(false);
+
+        // The client's wait polls with backoff; that only delays noticing the end, the times come from the store.
+        Task<OrchestrationMetadata[]> all = Task.WhenAll(Enumerable.Range(0, count).Select(i => client.WaitForInstanceCompletionAsync(Id(prefix, i), cancellationToken)));
+        if (await Task.WhenAny(all, approver.Failure).ConfigureAwait(false) == approver.Failure)
+        {
+            throw new BenchFailedException(await approver.Failure.ConfigureAwait(false));
+        }
+
+        OrchestrationMetadata[] metas = await all.ConfigureAwait(false);
+        var latencies = new List<double>(count);
+        DateTimeOffset last = t0;
+        for (int i = 0; i < count; i++)
+        {
+            OrchestrationMetadata m = metas[i];
+            TurnOutput? output = m.RuntimeStatus == OrchestrationRuntimeStatus.Completed ? m.ReadOutputAs<TurnOutput>() : null;
+            if (output is null || m.CompletedAt is not { } done)
+            {
+                throw new BenchFailedException($"turn {m.InstanceId} ended {m.RuntimeStatus}" + (m.FailureDetails is { } f ? $": {f.ErrorType}: {f.ErrorMessage}" : string.Empty));
+            }
+
+            if (output.Outcome != TurnOutcome.Answered || output.Message?.StartsWith(TurnScript.FinalAnswerPrefix, StringComparison.Ordinal) != true
+                || output.ModelCalls != TurnScript.ModelCallsPerTurn || output.ToolCalls != TurnScript.ToolCallsPerTurn)
+            {
+                throw new BenchFailedException($"turn {m.InstanceId} ended {output.Outcome} after {output.ModelCalls} model calls and {output.ToolCalls} tool calls: {output.Message}");
+            }
+
+            latencies.Add((done - scheduledAt[i]).TotalMilliseconds);
+            if (done > last)
+            {
+                last = done;
+            }
+        }
+
+        double seconds = (last - t0).TotalSeconds;
+        BenchRunner.Progress($"turn {prefix}: {count} turns answered in {seconds:0.000} s");
+        return (seconds, latencies);
+    }
+
+    private async Task<SideResult> RunBaselineAsync(int count, int warmup, TimeSpan latency, CancellationToken cancellationToken)
+    {
+        BenchRunner.Progress($"turn-baseline: FunctionInvokingChatClient in memory, count {count}, warm-up {warmup}, model latency {options.ModelLatencyMs} ms");
+        var counters = new TurnCounters();
+        using var agent = new BaselineTurnAgent(latency, counters);
+        if (warmup > 0)
+        {
+            BenchRunner.Progress($"turn-baseline warm-up: {warmup} turns");
+            await this.RunBaselineBatchAsync(agent, "warmup", warmup, cancellationToken).ConfigureAwait(false);
+        }
+
+        BenchRunner.Progress($"turn-baseline measuring: {count} turns");
+        var before = counters.Snapshot();
+        int approvalsBefore = agent.ApprovalsGiven;
+        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        long wallStart = Stopwatch.GetTimestamp();
+        (double seconds, List<double> latencies) = await this.RunBaselineBatchAsync(agent, "run", count, cancellationToken).ConfigureAwait(false);
+        double wall = Stopwatch.GetElapsedTime(wallStart).TotalSeconds;
+        double cpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds;
+        var after = counters.Snapshot();
+        var done = (after.Model - before.Model, after.Tools - before.Tools, after.Writes - before.Writes);
+        int approvals = agent.ApprovalsGiven - approvalsBefore;
+        CheckCounts("turn-baseline", count, done, approvals);
+        var extra = new Dictionary<string, object?>
+        {
+            ["client"] = "FunctionInvokingChatClient (Microsoft.Extensions.AI), AllowConcurrentInvocation; the refund an ApprovalRequiredAIFunction",
+            ["wallSeconds"] = BenchRunner.Round(wall, 3),
+        };
+        return new SideResult(seconds, latencies, done.Item1, done.Item2, done.Item3, approvals, cpuMs, wall, extra);
+    }
+
+    private async Task<(double Seconds, List<double> LatenciesMs)> RunBaselineBatchAsync(BaselineTurnAgent agent, string prefix, int count, CancellationToken cancellationToken)
+    {
+        DateTimeOffset t0 = this.clock.GetUtcNow();
+        var latencies = new double[count];
+        var ends = new DateTimeOffset[count];
+        try
+        {
+            await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
+            {
+                // Start all turns before any runs, like the durable side's burst of schedule calls.
+                await Task.Yield();
+                DateTimeOffset start = this.clock.GetUtcNow();
+                await agent.RunTurnAsync(cancellationToken).ConfigureAwait(false);
+                ends[i] = this.clock.GetUtcNow();
+                latencies[i] = (ends[i] - start).TotalMilliseconds;
+            })).ConfigureAwait(false);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new BenchFailedException($"turn-baseline {prefix}: {ex.Message}");
+        }
+
+        double seconds = (ends.Max() - t0).TotalSeconds;
+        BenchRunner.Progress($"turn-baseline {prefix}: {count} turns answered in {seconds:0.000} s");
+        return (seconds, [.. latencies]);
+    }
+
+    private sealed record SideResult(
+        double Seconds,
+        List<double> LatenciesMs,
+        int ModelCalls,
+        int ToolCalls,
+        int Writes,
+        int Approvals,
+        double CpuMs,
+        double WallSeconds,
+        Dictionary<string, object?> Extra);
+}
