@@ -32,7 +32,8 @@ internal sealed record BenchOptions
                                        Default: a fresh temp file, deleted afterwards
           --synchronous full|normal    SQLite durability: FULL (default, fsync per commit) or NORMAL
           --warmup N                   orchestrations run (same workload, same store) before measuring;
-                                       default: the count (waiting: at most 1000); 0 to skip
+                                       default: the count (waiting: at most 1000; turn, turn-baseline: at
+                                       least 200); 0 to skip
           --max-orchestrations N       worker's MaxConcurrentOrchestrations (default: the worker default)
           --max-activities N           worker's MaxConcurrentActivities (default: the worker default)
           --dispatchers N              worker's DispatcherCount (default: the worker default)

@@ -19,12 +19,16 @@ namespace Orchestrator.Bench;
 internal sealed class TurnBenchRunner(BenchOptions options)
 {
     public const int DefaultCount = 20;
+    public const int DefaultWarmup = 200;
     private readonly TimeProvider clock = TimeProvider.System;
 
     public async Task<Dictionary<string, object?>> RunAsync(CancellationToken cancellationToken)
     {
         int count = options.Count ?? DefaultCount;
-        int warmup = options.Warmup ?? count;
+        // A turn runs far more distinct code than a hello-sequence orchestration (validation, planning, JSON Schema,
+        // hashing): with a warm-up of only 20 turns much of it was still unoptimized (tier 0) when measured
+        // (cpuMsPerTurn 16.7 against 12.4 after 200), so the default warm-up is at least DefaultWarmup turns.
+        int warmup = options.Warmup ?? Math.Max(count, DefaultWarmup);
         var latency = TimeSpan.FromMilliseconds(options.ModelLatencyMs);
         bool durable = options.Workload == "turn";
         bool baseline = !durable || options.CompareBaseline;
@@ -88,6 +92,7 @@ internal sealed class TurnBenchRunner(BenchOptions options)
             result["baselineWrites"] = b.Writes;
             result["baselineApprovals"] = b.Approvals;
             result["baselineCpuMsPerTurn"] = BenchRunner.Round(b.CpuMs / count, 2);
+            result["baselineClient"] = b.Extra["client"];
         }
 
         using (var process = Process.GetCurrentProcess())
@@ -164,7 +169,7 @@ internal sealed class TurnBenchRunner(BenchOptions options)
                         SqliteExecutorStats statsBefore = sqlite.Stats;
                         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
                         long wallStart = Stopwatch.GetTimestamp();
-                        (double seconds, List<double> latencies) = await this.RunDurableBatchAsync(client, approver, "run", count, cancellationToken).ConfigureAwait(false);
+                        (double seconds, List<double> latencies, OrchestrationMetadata[] turns) = await this.RunDurableBatchAsync(client, approver, "run", count, cancellationToken).ConfigureAwait(false);
                         double wall = Stopwatch.GetElapsedTime(wallStart).TotalSeconds;
                         double cpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds;
                         SqliteExecutorStats stats = sqlite.Stats - statsBefore;
@@ -172,6 +177,8 @@ internal sealed class TurnBenchRunner(BenchOptions options)
                         var done = (after.Model - before.Model, after.Tools - before.Tools, after.Writes - before.Writes);
                         int approvals = approver.Approvals - approvalsBefore;
                         CheckCounts("turn", count, done, approvals);
+                        var histories = await Task.WhenAll(turns.Select(async m => (await client.GetHistoryAsync(m.InstanceId, cancellationToken).ConfigureAwait(false), m.CompletedAt!.Value))).ConfigureAwait(false);
+                        Dictionary<string, object?> timeline = TurnTimeline.Summarize(histories, latency);
                         var approvalLatencies = approver.LatenciesMs.Skip(approvalsBefore).ToList();
                         var extra = new Dictionary<string, object?>
                         {
@@ -183,6 +190,7 @@ internal sealed class TurnBenchRunner(BenchOptions options)
                             ["approvalStatusReads"] = approver.DecideCalls - decideBefore,
                             ["approvedBy"] = "TurnConfirmations.DecideAllAsync on the ConfirmationPending log line, retried until the card is committed",
                             ["wallSeconds"] = BenchRunner.Round(wall, 3),
+                            ["timeline"] = timeline,
                         };
                         return new SideResult(seconds, latencies, done.Item1, done.Item2, done.Item3, approvals, cpuMs, wall, extra);
                     }
@@ -208,7 +216,7 @@ internal sealed class TurnBenchRunner(BenchOptions options)
     }
 
     /// <summary>Starts <paramref name="count"/> turns at once and waits for all; times are the store's completion times.</summary>
-    private async Task<(double Seconds, List<double> LatenciesMs)> RunDurableBatchAsync(DurableTaskClient client, ConfirmationApprover approver, string prefix, int count, CancellationToken cancellationToken)
+    private async Task<(double Seconds, List<double> LatenciesMs, OrchestrationMetadata[] Turns)> RunDurableBatchAsync(DurableTaskClient client, ConfirmationApprover approver, string prefix, int count, CancellationToken cancellationToken)
     {
         DateTimeOffset t0 = this.clock.GetUtcNow();
         var scheduledAt = new DateTimeOffset[count];
@@ -253,7 +261,7 @@ internal sealed class TurnBenchRunner(BenchOptions options)
 
         double seconds = (last - t0).TotalSeconds;
         BenchRunner.Progress($"turn {prefix}: {count} turns answered in {seconds:0.000} s");
-        return (seconds, latencies);
+        return (seconds, latencies, metas);
     }
 
     private async Task<SideResult> RunBaselineAsync(int count, int warmup, TimeSpan latency, CancellationToken cancellationToken)
