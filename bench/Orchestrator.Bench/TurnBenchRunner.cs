@@ -20,6 +20,8 @@ internal sealed class TurnBenchRunner(BenchOptions options)
 {
     public const int DefaultCount = 20;
     public const int DefaultWarmup = 200;
+    private static readonly TimeSpan JitQuietPeriod = TimeSpan.FromMilliseconds(500);
+    private static readonly TimeSpan JitSettleLimit = TimeSpan.FromSeconds(30);
     private readonly TimeProvider clock = TimeProvider.System;
 
     public async Task<Dictionary<string, object?>> RunAsync(CancellationToken cancellationToken)
@@ -93,6 +95,7 @@ internal sealed class TurnBenchRunner(BenchOptions options)
             result["baselineApprovals"] = b.Approvals;
             result["baselineCpuMsPerTurn"] = BenchRunner.Round(b.CpuMs / count, 2);
             result["baselineClient"] = b.Extra["client"];
+            result["baselineMethodsJittedWhileMeasuring"] = b.Extra["methodsJittedWhileMeasuring"];
         }
 
         using (var process = Process.GetCurrentProcess())
@@ -106,6 +109,39 @@ internal sealed class TurnBenchRunner(BenchOptions options)
         result["tieredPgo"] = BenchRunner.TieredPgoEnabled();
         result["runtime"] = System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription;
         return result;
+    }
+
+    /// <summary>
+    /// Waits until the JIT has compiled nothing for <see cref="JitQuietPeriod"/> (at most <see cref="JitSettleLimit"/>).
+    /// After a warm-up, tiered compilation re-compiles every hot method in the background; on a loaded 2-core machine that
+    /// backlog took seconds to drain and, measured inside a turn, cost a single turn about 100 ms of wall time (the
+    /// process used 300-400 ms of CPU per second with one turn in flight, the baseline's window included). Waiting for it
+    /// measures steady state with the runtime's default tiering; <c>methodsJittedWhileMeasuring</c> in the JSON shows
+    /// whether any compilation still fell into the measured batch.
+    /// </summary>
+    private static async Task<double> SettleJitAsync(CancellationToken cancellationToken)
+    {
+        long start = Stopwatch.GetTimestamp();
+        long count = System.Runtime.JitInfo.GetCompiledMethodCount();
+        long quietSince = start;
+        while (Stopwatch.GetElapsedTime(start) < JitSettleLimit)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(100), TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            long now = System.Runtime.JitInfo.GetCompiledMethodCount();
+            if (now != count)
+            {
+                count = now;
+                quietSince = Stopwatch.GetTimestamp();
+            }
+            else if (Stopwatch.GetElapsedTime(quietSince) >= JitQuietPeriod)
+            {
+                break;
+            }
+        }
+
+        double seconds = Stopwatch.GetElapsedTime(start).TotalSeconds;
+        BenchRunner.Progress($"JIT quiet after {seconds:0.0} s");
+        return seconds;
     }
 
     private static string Id(string prefix, int i) => $"{prefix}-turn-{i.ToString("D6", CultureInfo.InvariantCulture)}";
@@ -162,7 +198,9 @@ internal sealed class TurnBenchRunner(BenchOptions options)
                             await this.RunDurableBatchAsync(client, approver, "warmup", warmup, cancellationToken).ConfigureAwait(false);
                         }
 
+                        double settle = await SettleJitAsync(cancellationToken).ConfigureAwait(false);
                         BenchRunner.Progress($"turn measuring: {count} turns");
+                        long jitBefore = System.Runtime.JitInfo.GetCompiledMethodCount();
                         var before = counters.Snapshot();
                         int approvalsBefore = approver.Approvals;
                         int decideBefore = approver.DecideCalls;
@@ -172,6 +210,7 @@ internal sealed class TurnBenchRunner(BenchOptions options)
                         (double seconds, List<double> latencies, OrchestrationMetadata[] turns) = await this.RunDurableBatchAsync(client, approver, "run", count, cancellationToken).ConfigureAwait(false);
                         double wall = Stopwatch.GetElapsedTime(wallStart).TotalSeconds;
                         double cpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds;
+                        long jitted = System.Runtime.JitInfo.GetCompiledMethodCount() - jitBefore;
                         SqliteExecutorStats stats = sqlite.Stats - statsBefore;
                         var after = counters.Snapshot();
                         var done = (after.Model - before.Model, after.Tools - before.Tools, after.Writes - before.Writes);
@@ -190,6 +229,8 @@ internal sealed class TurnBenchRunner(BenchOptions options)
                             ["approvalStatusReads"] = approver.DecideCalls - decideBefore,
                             ["approvedBy"] = "TurnConfirmations.DecideAllAsync on the ConfirmationPending log line, retried until the card is committed",
                             ["wallSeconds"] = BenchRunner.Round(wall, 3),
+                            ["jitSettleSeconds"] = BenchRunner.Round(settle, 1),
+                            ["methodsJittedWhileMeasuring"] = jitted,
                             ["timeline"] = timeline,
                         };
                         return new SideResult(seconds, latencies, done.Item1, done.Item2, done.Item3, approvals, cpuMs, wall, extra);
@@ -275,7 +316,9 @@ internal sealed class TurnBenchRunner(BenchOptions options)
             await this.RunBaselineBatchAsync(agent, "warmup", warmup, cancellationToken).ConfigureAwait(false);
         }
 
+        double settle = await SettleJitAsync(cancellationToken).ConfigureAwait(false);
         BenchRunner.Progress($"turn-baseline measuring: {count} turns");
+        long jitBefore = System.Runtime.JitInfo.GetCompiledMethodCount();
         var before = counters.Snapshot();
         int approvalsBefore = agent.ApprovalsGiven;
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
@@ -283,6 +326,7 @@ internal sealed class TurnBenchRunner(BenchOptions options)
         (double seconds, List<double> latencies) = await this.RunBaselineBatchAsync(agent, "run", count, cancellationToken).ConfigureAwait(false);
         double wall = Stopwatch.GetElapsedTime(wallStart).TotalSeconds;
         double cpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds;
+        long jitted = System.Runtime.JitInfo.GetCompiledMethodCount() - jitBefore;
         var after = counters.Snapshot();
         var done = (after.Model - before.Model, after.Tools - before.Tools, after.Writes - before.Writes);
         int approvals = agent.ApprovalsGiven - approvalsBefore;
@@ -291,6 +335,8 @@ internal sealed class TurnBenchRunner(BenchOptions options)
         {
             ["client"] = "FunctionInvokingChatClient (Microsoft.Extensions.AI), AllowConcurrentInvocation; the refund an ApprovalRequiredAIFunction",
             ["wallSeconds"] = BenchRunner.Round(wall, 3),
+            ["jitSettleSeconds"] = BenchRunner.Round(settle, 1),
+            ["methodsJittedWhileMeasuring"] = jitted,
         };
         return new SideResult(seconds, latencies, done.Item1, done.Item2, done.Item3, approvals, cpuMs, wall, extra);
     }
