@@ -52,7 +52,7 @@ internal sealed class ConfirmationApprover : ILoggerProvider
     private const int ConfirmationPendingEventId = 4003;
     private static readonly TimeSpan CardTimeout = TimeSpan.FromSeconds(30);
     private readonly Channel<string> _signals = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
-    private readonly ConcurrentDictionary<string, bool> _approved = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, bool> _signalled = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<double> _latenciesMs = new();
     private readonly TaskCompletionSource<string> _failure = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _decideCalls;
@@ -60,7 +60,7 @@ internal sealed class ConfirmationApprover : ILoggerProvider
     /// <summary>Completes (with the reason) when an approval could not be given; the run must then fail.</summary>
     public Task<string> Failure => _failure.Task;
 
-    public int Approvals => _approved.Count;
+    public int Approvals => _latenciesMs.Count;
 
     /// <summary><see cref="TurnConfirmations.DecideAllAsync"/> calls made, including those made before the card was committed.</summary>
     public int DecideCalls => Volatile.Read(ref _decideCalls);
@@ -79,7 +79,8 @@ internal sealed class ConfirmationApprover : ILoggerProvider
         {
             await foreach (string instanceId in _signals.Reader.ReadAllAsync(cancellationToken).ConfigureAwait(false))
             {
-                if (_approved.ContainsKey(instanceId))
+                // An episode that is run again (its first checkpoint lost) logs the line again: one approval per turn.
+                if (!_signalled.TryAdd(instanceId, true))
                 {
                     continue;
                 }
@@ -108,7 +109,6 @@ internal sealed class ConfirmationApprover : ILoggerProvider
                 var results = await TurnConfirmations.DecideAllAsync(client, instanceId, approve: true, "bench", TimeProvider.System, cancellationToken).ConfigureAwait(false);
                 if (results.Any(r => r.Value == ConfirmationDecisionResult.Accepted))
                 {
-                    _approved[instanceId] = true;
                     _latenciesMs.Enqueue(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
                     return;
                 }
