@@ -11,10 +11,10 @@ namespace Orchestrator.Host.Tests;
 public sealed class ReadmeCommandsTests : IDisposable
 {
     private const string DemoCommand = "dotnet run --project src/Orchestrator.Host -- demo";
-    private static readonly TimeSpan StepLimit = TimeSpan.FromMinutes(6);
+    private static readonly TimeSpan StepLimit = TimeSpan.FromMinutes(8); // ~1.5 min on a quiet machine, 5 min at load 40 on 2 cores
     private readonly string clone = Path.Combine(Path.GetTempPath(), $"fresh-clone-{Environment.ProcessId}-{Environment.TickCount64}");
 
-    [Fact(Timeout = 900_000)]
+    [Fact(Timeout = 720_000)]
     public async Task ReadmeDemo_FreshCloneNoConfiguration_RunsTheRefundIncidentAndPrintsJsonLast()
     {
         string root = RepositoryRoot();
