@@ -66,6 +66,24 @@ public sealed class DemoCommandTests : IDisposable
         Assert.Equal(["lookup_order"], await ExecutedToolCallsAsync(summary.GetProperty("instanceId").GetString()!));
     }
 
+    [Fact(Timeout = 240_000)]
+    public async Task Demo_RunTwiceOnOneDatabase_SecondRunCountsOnlyItsOwnEffects()
+    {
+        var (_, first) = await RunAsync("demo", "--approve", "all", "--json", "--db", this.Db);
+        var (_, second) = await RunAsync("demo", "--approve", "all", "--json", "--db", this.Db);
+
+        using JsonDocument a = JsonDocument.Parse(first[^1]);
+        using JsonDocument b = JsonDocument.Parse(second[^1]);
+        Assert.NotEqual(a.RootElement.GetProperty("instanceId").GetString(), b.RootElement.GetProperty("instanceId").GetString());
+        Assert.Equal(1, b.RootElement.GetProperty("effectsExecuted").GetInt32());
+        Assert.Equal(1, b.RootElement.GetProperty("duplicatesPrevented").GetInt32());
+
+        // The ledger keeps both conversations' refunds, each under its own key.
+        var ledger = await ReadLedgerAsync();
+        Assert.Equal(2, ledger.Count);
+        Assert.Equal(2, ledger.Select(e => e.IdempotencyKey).Distinct().Count());
+    }
+
     [Theory(Timeout = 30_000)]
     [InlineData("demo", "--approve", "maybe")]
     [InlineData("demo", "--bogus")]
