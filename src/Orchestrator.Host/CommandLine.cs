@@ -45,11 +45,13 @@ internal static class CommandLine
 
         commands:
           demo [--approve all|none] [--json] [--db PATH]
-              Runs a refund orchestration end to end on the embedded SQLite backend: an activity
-              looks the order up, the orchestration waits durably for a human approval (asked on
-              the terminal unless --approve is given), then refunds with an idempotency key derived
-              from durable identity, and prints the recorded history. --json prints a JSON summary
-              as the last line.
+              Runs the support-desk refund incident end to end as a durable agent turn on the embedded SQLite
+              backend (or the configured one): the model (scripted and offline unless Model:Endpoint is set)
+              passes an account number as an order id and is corrected by validation, looks the order up,
+              proposes a refund that waits for your confirmation (asked on the terminal unless --approve is
+              given), the refund runs once with its idempotency key against the payments service (in process
+              unless Payments:BaseUrl is set), a repeated refund is refused as already done, and the model
+              answers. --json prints a JSON summary as the last line; --db sets the SQLite file.
         """;
 }
 

@@ -1,24 +1,39 @@
-using System.Collections.Concurrent;
+using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging.Abstractions;
+using Orchestrator.Agents;
+using Orchestrator.Agents.Models;
 using Orchestrator.Durable;
 using Orchestrator.Durable.Backend;
 using Orchestrator.Durable.Client;
 using Orchestrator.Durable.History;
-using Orchestrator.Durable.Sqlite;
 using Orchestrator.Durable.Worker;
+using SupportDesk;
 
 namespace Orchestrator.Host;
 
 /// <summary>
-/// The engine demo: a refund that waits durably for a human, then pays out exactly once.
+/// The demo: the support-desk refund incident end to end, as one durable conversation turn (AgentConversation /
+/// AgentTurn) on the configured backend, the default agent's model (scripted unless configured) and payments service.
+/// Every number it reports is counted from what happened: the turn's history and output, and the payments ledger.
 /// </summary>
 internal static class DemoCommand
 {
+    private static readonly string[] ValidationErrors =
+        ["malformed_arguments", "unknown_tool", "invalid_arguments", "business_rule_violation", "invalid_call_id", "unparseable_call", "validation_failed"];
+
     public static async Task<int> RunAsync(DemoOptions options, HostSettings settings, TextWriter stdout, CancellationToken cancellationToken)
     {
-        var ledger = new PaymentsLedger();
-        DurableTaskRegistry registry = Register(new DurableTaskRegistry(), ledger, stdout);
-        await using IOrchestrationBackend backend = settings.CreateBackend(options.DataSource);
+        if (options.DataSource is not null)
+        {
+            settings = settings with { DataSource = options.DataSource };
+        }
+
+        await using HostAgentRuntime runtime = await HostAgents.CreateDefaultAsync(settings, NullLoggerFactory.Instance, cancellationToken).ConfigureAwait(false);
+        AgentDefinition agent = runtime.Agent;
+        DurableTaskRegistry registry = new DurableTaskRegistry().AddAgentTurn(agent.Tools, agent.Handlers, agent.Model);
+        await using IOrchestrationBackend backend = settings.CreateBackend();
         await using var worker = new DurableTaskWorker(backend, registry, new DurableTaskWorkerOptions
         {
             MaxConcurrentActivities = settings.MaxConcurrentActivityFunctions,
@@ -27,146 +42,285 @@ internal static class DemoCommand
         var client = new DurableTaskClient(backend, new DurableTaskClientOptions { Registry = registry });
         await worker.StartAsync(cancellationToken).ConfigureAwait(false);
 
-        await stdout.WriteLineAsync(settings.Describe(options.DataSource)).ConfigureAwait(false);
-        var request = new RefundRequest("A8472", 47.00m, "customer asked for a refund of a damaged item");
-        string instanceId = await client.ScheduleNewOrchestrationInstanceAsync("RefundOrchestration", request, cancellationToken: cancellationToken).ConfigureAwait(false);
-        await stdout.WriteLineAsync($"Scheduled RefundOrchestration as instance {instanceId} (durable before this line was printed).").ConfigureAwait(false);
+        var o = new Narrator(stdout);
+        await o.LineAsync($"Support-desk refund incident ({agent.Name} agent)").ConfigureAwait(false);
+        await o.LineAsync($"  state:    {settings.Describe()}").ConfigureAwait(false);
+        await o.LineAsync($"  model:    {runtime.ModelDescription}").ConfigureAwait(false);
+        await o.LineAsync($"  payments: {runtime.PaymentsDescription}").ConfigureAwait(false);
+        await o.LineAsync("  tools:    " + string.Join(", ", agent.Tools.Tools.Select(t =>
+            $"{t.Name} ({(t.Effect == ToolEffect.Write ? "write" : "read")}{(t.RequiresConfirmation ? ", confirmed by a person" : string.Empty)})"))).ConfigureAwait(false);
+
+        string conversationId = NewConversationId();
+        await Conversations.StartAsync(client, new ConversationState(conversationId, SupportDeskAgent.NewConversation()) { TurnOptions = agent.TurnOptions }, cancellationToken).ConfigureAwait(false);
+        await o.LineAsync().ConfigureAwait(false);
+        await o.LineAsync($"customer> {SupportDeskAgent.IncidentMessage}").ConfigureAwait(false);
+        await Conversations.SendUserMessageAsync(client, conversationId, SupportDeskAgent.IncidentMessage, cancellationToken).ConfigureAwait(false);
+        string turnId = Conversations.TurnInstanceId(conversationId, 1);
+        await o.LineAsync($"  conversation {conversationId}; this turn is durable orchestration {turnId} (accepted before this line was printed)").ConfigureAwait(false);
 
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(TimeSpan.FromMinutes(2));
-        OrchestrationMetadata waiting = await WaitForStageAsync(client, instanceId, "awaiting-approval", timeout.Token).ConfigureAwait(false);
-        ApprovalCard card = waiting.ReadCustomStatusAs<ApprovalCard>()!;
-        await stdout.WriteLineAsync().ConfigureAwait(false);
-        await stdout.WriteLineAsync("  +--------------------------------------------------+").ConfigureAwait(false);
-        await stdout.WriteLineAsync($"  | Confirmation needed: {card.Summary,-28}|").ConfigureAwait(false);
-        await stdout.WriteLineAsync($"  | order {card.OrderId}, amount {card.Amount:0.00}, expires in 24 h      |").ConfigureAwait(false);
-        await stdout.WriteLineAsync("  +--------------------------------------------------+").ConfigureAwait(false);
-        await stdout.WriteLineAsync("  The orchestration is not in memory while it waits: it is an instance row and a history in the store.").ConfigureAwait(false);
+        timeout.CancelAfter(TimeSpan.FromMinutes(3));
+        var decided = new HashSet<string>(StringComparer.Ordinal);
+        var decisions = new List<bool>();
+        OrchestrationMetadata done = await WatchTurnAsync(client, turnId, o, decided, decisions, options, timeout.Token).ConfigureAwait(false);
 
-        bool approve = options.Approve ?? await AskAsync(stdout).ConfigureAwait(false);
-        await client.RaiseEventAsync(instanceId, "approval", approve, cancellationToken).ConfigureAwait(false);
-        await stdout.WriteLineAsync(approve ? "Approved." : "Rejected.").ConfigureAwait(false);
-
-        OrchestrationMetadata done = await client.WaitForInstanceCompletionAsync(instanceId, timeout.Token).ConfigureAwait(false);
-        IReadOnlyList<HistoryEvent> history = await client.GetHistoryAsync(instanceId, cancellationToken).ConfigureAwait(false);
-        await stdout.WriteLineAsync().ConfigureAwait(false);
-        await stdout.WriteLineAsync($"Instance {instanceId}: {done.RuntimeStatus}, output {done.SerializedOutput}").ConfigureAwait(false);
-        await stdout.WriteLineAsync("Recorded history (what a replay re-runs against):").ConfigureAwait(false);
-        foreach (HistoryEvent e in history)
+        TurnOutput? output = done.RuntimeStatus == OrchestrationRuntimeStatus.Completed ? done.ReadOutputAs<TurnOutput>() : null;
+        IReadOnlyList<HistoryEvent> history = await client.GetHistoryAsync(turnId, cancellationToken).ConfigureAwait(false);
+        Dictionary<string, string> keys = IdempotencyKeysByCall(history);
+        if (output is not null)
         {
-            string detail = e switch
-            {
-                TaskScheduledEvent t => $"{t.Name} #{t.EventId}",
-                TaskCompletedEvent c => $"#{c.TaskScheduledId} -> {c.Result}",
-                TimerCreatedEvent t => $"#{t.EventId} fires {t.FireAt:u}",
-                EventRaisedEvent r => $"{r.Name} = {r.Input}",
-                ExecutionCompletedEvent c => $"{c.Status}",
-                _ => string.Empty,
-            };
-            await stdout.WriteLineAsync($"  {e.Timestamp:HH:mm:ss.fff}  {e.EventType,-22} {detail}").ConfigureAwait(false);
+            await o.NarrateAsync(output.Messages, keys).ConfigureAwait(false);
         }
+
+        IReadOnlyList<LedgerEffect> ledger = runtime.Payments is null ? [] : await PaymentsLedger.ReadAsync(runtime.Payments, cancellationToken).ConfigureAwait(false);
+        LedgerEffect[] effects = [.. ledger.Where(e => keys.ContainsValue(e.IdempotencyKey))];
+        IReadOnlyList<ModelMessage> messages = output?.Messages ?? [];
+        int toolCalls = messages.Where(m => m.Role == ModelRole.Assistant).Sum(m => m.ToolCalls.Count);
+        int duplicates = messages.Count(m => m.Role == ModelRole.Tool && ResultStatus(m.Content) == "already_done");
+        int rejected = messages.Count(m => m.Role == ModelRole.Tool && ValidationErrors.Contains(ResultError(m.Content)));
+        int executions = history.OfType<TaskScheduledEvent>().Count(e => e.Name == TurnRegistration.ExecuteToolActivity);
+
+        await o.LineAsync().ConfigureAwait(false);
+        await o.LineAsync($"Turn {turnId}: {done.RuntimeStatus}{(output is null ? $" ({done.FailureDetails?.ErrorMessage})" : $", {output.Outcome}")}, {history.Count} history events").ConfigureAwait(false);
+        await o.LineAsync($"  {toolCalls} tool calls proposed, {rejected} rejected by validation, {executions} executed, {duplicates} duplicate(s) refused").ConfigureAwait(false);
+        await o.LineAsync($"  payments ledger for this conversation: {(effects.Length == 0 ? "no effect" : string.Join("; ", effects.Select(e => $"{e.Id} {e.Kind} {e.Amount.ToString("0.00", CultureInfo.InvariantCulture)} {e.Currency} for {e.OrderId}, key {e.IdempotencyKey}")))}").ConfigureAwait(false);
 
         await worker.StopAsync(cancellationToken).ConfigureAwait(false);
         if (options.Json)
         {
-            var summary = new
+            var summary = new JsonObject
             {
-                instanceId,
-                status = done.RuntimeStatus.ToString(),
-                approved = approve,
-                activitiesExecuted = history.OfType<TaskCompletedEvent>().Count(),
-                effectsExecuted = ledger.Count,
-                historyEvents = history.Count,
-                output = done.SerializedOutput,
+                ["instanceId"] = turnId,
+                ["conversationId"] = conversationId,
+                ["status"] = done.RuntimeStatus.ToString(),
+                ["outcome"] = output?.Outcome.ToString(),
+                ["toolCalls"] = toolCalls,
+                ["toolExecutions"] = executions,
+                ["effectsExecuted"] = effects.Length,
+                ["duplicatesPrevented"] = duplicates,
+                ["rejectedByValidation"] = rejected,
+                ["confirmationsApproved"] = decisions.Count(d => d),
+                ["confirmationsRejected"] = decisions.Count(d => !d),
+                ["modelCalls"] = output?.ModelCalls,
+                ["historyEvents"] = history.Count,
+                ["reply"] = output?.Message,
             };
-            await stdout.WriteLineAsync(JsonSerializer.Serialize(summary)).ConfigureAwait(false);
+            await stdout.WriteLineAsync(summary.ToJsonString()).ConfigureAwait(false);
         }
 
-        return done.RuntimeStatus == OrchestrationRuntimeStatus.Completed ? 0 : 1;
+        return done.RuntimeStatus == OrchestrationRuntimeStatus.Completed && output?.Outcome == TurnOutcome.Answered ? 0 : 1;
     }
 
-    internal static DurableTaskRegistry Register(DurableTaskRegistry registry, PaymentsLedger ledger, TextWriter stdout) => registry
-        .AddActivityFunc<string, OrderInfo>("LookupOrder", (ctx, orderId) => new OrderInfo(orderId, "C-1029", 47.00m))
-        .AddActivityFunc<RefundRequest, string>("IssueRefund", (ctx, r) =>
-        {
-            bool first = ledger.TryRecord(ctx.IdempotencyKey, r.Amount);
-            stdout.WriteLine($"  IssueRefund: {r.Amount:0.00} for order {r.OrderId}, Idempotency-Key {ctx.IdempotencyKey} ({(first ? "executed" : "already done, not repeated")})");
-            return $"refund-{ctx.IdempotencyKey.GetHashCode(StringComparison.Ordinal):x8}";
-        })
-        .AddOrchestratorFunc<RefundRequest, string>("RefundOrchestration", async (ctx, request) =>
-        {
-            OrderInfo order = await ctx.CallActivityAsync<OrderInfo>("LookupOrder", request.OrderId);
-            ctx.SetCustomStatus(new ApprovalCard("awaiting-approval", $"Refund ${request.Amount:0.00} for {order.OrderId}", order.OrderId, request.Amount));
-            bool approved;
-            try
-            {
-                approved = await ctx.WaitForExternalEvent<bool>("approval", TimeSpan.FromHours(24));
-            }
-            catch (TimeoutException)
-            {
-                ctx.SetCustomStatus(new ApprovalCard("expired", "approval expired", order.OrderId, request.Amount));
-                return "expired: no refund";
-            }
-
-            if (!approved)
-            {
-                ctx.SetCustomStatus(new ApprovalCard("rejected", "rejected by a human", order.OrderId, request.Amount));
-                return "rejected: no refund";
-            }
-
-            string refundId = await ctx.CallActivityAsync<string>(
-                "IssueRefund",
-                request,
-                TaskOptions.FromRetryPolicy(new RetryPolicy(3, TimeSpan.FromSeconds(1), 2.0)));
-            ctx.SetCustomStatus(new ApprovalCard("refunded", refundId, order.OrderId, request.Amount));
-            return $"refunded {request.Amount:0.00} for {order.OrderId} ({refundId})";
-        });
-
-    private static async Task<OrchestrationMetadata> WaitForStageAsync(DurableTaskClient client, string instanceId, string stage, CancellationToken cancellationToken)
+    /// <summary>Follows the turn until it ends, narrating up to each confirmation and deciding it.</summary>
+    private static async Task<OrchestrationMetadata> WatchTurnAsync(
+        DurableTaskClient client, string turnId, Narrator o, HashSet<string> decided, List<bool> decisions, DemoOptions options, CancellationToken cancellationToken)
     {
         while (true)
         {
-            OrchestrationMetadata? m = await client.GetInstanceAsync(instanceId, cancellationToken).ConfigureAwait(false);
-            if (m is { SerializedCustomStatus: not null } && m.ReadCustomStatusAs<ApprovalCard>()?.Stage == stage)
+            // The turn is a sub-orchestration the conversation schedules; it may not exist yet.
+            OrchestrationMetadata? turn = await client.GetInstanceAsync(turnId, cancellationToken).ConfigureAwait(false);
+            if (turn is { IsCompleted: true })
             {
-                return m;
+                return turn;
             }
 
-            if (m is null || m.IsCompleted)
+            TurnStatus? status = turn?.ReadCustomStatusAs<TurnStatus>();
+            PendingConfirmation[] pending = [.. (status?.PendingConfirmations ?? []).Where(p => !decided.Contains(p.ToolCallId))];
+            if (pending.Length > 0)
             {
-                throw new InvalidOperationException($"Instance {instanceId} ended before reaching '{stage}': {m?.RuntimeStatus}.");
+                IReadOnlyList<HistoryEvent> history = await client.GetHistoryAsync(turnId, cancellationToken).ConfigureAwait(false);
+                await o.NarrateAsync(MessagesSoFar(history), IdempotencyKeysByCall(history)).ConfigureAwait(false);
+                if (status!.Plan is { } plan)
+                {
+                    await o.PlanAsync(plan).ConfigureAwait(false);
+                }
+
+                foreach (PendingConfirmation p in pending)
+                {
+                    await o.CardAsync(p).ConfigureAwait(false);
+                    bool approve = options.Approve ?? await AskAsync(o).ConfigureAwait(false);
+                    var decision = new ConfirmationDecision(approve, p.ArgumentsHash, "demo terminal");
+                    ConfirmationDecisionResult result = await TurnConfirmations.DecideAsync(client, turnId, p.ToolCallId, decision, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+                    decided.Add(p.ToolCallId);
+                    decisions.Add(approve);
+                    await o.LineAsync($"  {(approve ? "Approved" : "Rejected")}, bound to hash {p.ArgumentsHash[..12]}...: {(result == ConfirmationDecisionResult.Accepted ? "the turn has the decision" : $"refused ({result})")}").ConfigureAwait(false);
+                }
+
+                continue;
             }
 
-            await Task.Delay(TimeSpan.FromMilliseconds(20), TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            await Task.Delay(TimeSpan.FromMilliseconds(25), TimeProvider.System, cancellationToken).ConfigureAwait(false);
         }
     }
 
-    private static async Task<bool> AskAsync(TextWriter stdout)
+    /// <summary>The conversation as the turn's latest model call saw it, plus that call's reply.</summary>
+    private static List<ModelMessage> MessagesSoFar(IReadOnlyList<HistoryEvent> history)
+    {
+        TaskScheduledEvent? propose = history.OfType<TaskScheduledEvent>().LastOrDefault(e => e.Name == TurnRegistration.ProposeActivity);
+        if (propose?.Input is null)
+        {
+            return [];
+        }
+
+        var messages = DataConverter.Default.Deserialize<ProposeInputView>(propose.Input)?.Messages.ToList() ?? [];
+        TaskCompletedEvent? reply = history.OfType<TaskCompletedEvent>().FirstOrDefault(c => c.TaskScheduledId == propose.EventId);
+        if (reply?.Result is not null && DataConverter.Default.Deserialize<ModelReply>(reply.Result) is { } r)
+        {
+            messages.Add(ModelMessage.FromReply(r));
+        }
+
+        return messages;
+    }
+
+    /// <summary>The idempotency key each executed write was sent with, read from the ExecuteTool inputs in history.</summary>
+    private static Dictionary<string, string> IdempotencyKeysByCall(IReadOnlyList<HistoryEvent> history)
+    {
+        var keys = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (TaskScheduledEvent e in history.OfType<TaskScheduledEvent>().Where(e => e.Name == TurnRegistration.ExecuteToolActivity && e.Input is not null))
+        {
+            if (DataConverter.Default.Deserialize<ExecuteToolView>(e.Input!) is { IdempotencyKey: { } key } call)
+            {
+                keys[call.ToolCallId] = key;
+            }
+        }
+
+        return keys;
+    }
+
+    private static string? ResultError(string? content) => Field(content, "error");
+
+    private static string? ResultStatus(string? content) => Field(content, "status");
+
+    private static string? Field(string? content, string name)
+    {
+        try
+        {
+            return content is not null && JsonNode.Parse(content) is JsonObject obj && obj[name] is JsonValue v && v.TryGetValue(out string? s) ? s : null;
+        }
+        catch (JsonException)
+        {
+            return null; // a tool result in plain text
+        }
+    }
+
+    private static string NewConversationId()
+    {
+#pragma warning disable RS0030 // Not orchestrator code: a fresh conversation id for each demo run, so runs on one database never collide.
+        return "support-" + Guid.NewGuid().ToString("N")[..12];
+#pragma warning restore RS0030
+    }
+
+    private static async Task<bool> AskAsync(Narrator o)
     {
         if (Console.IsInputRedirected)
         {
-            await stdout.WriteLineAsync("No terminal to ask and no --approve given: approving.").ConfigureAwait(false);
+            await o.LineAsync("  No terminal to ask and no --approve given: approving.").ConfigureAwait(false);
             return true;
         }
 
-        await stdout.WriteAsync("Approve this refund? [y/N] ").ConfigureAwait(false);
+        await o.WriteAsync("  Approve this action? [y/N] ").ConfigureAwait(false);
         string? answer = Console.ReadLine();
         return answer is not null && answer.Trim().StartsWith('y');
     }
 
-    internal sealed record RefundRequest(string OrderId, decimal Amount, string Reason);
+    /// <summary>The part of the Propose activity's input the demo reads (the activity's own type is internal to the agent layer).</summary>
+    private sealed record ProposeInputView(IReadOnlyList<ModelMessage> Messages);
 
-    internal sealed record OrderInfo(string OrderId, string CustomerId, decimal Total);
+    /// <summary>The part of the ExecuteTool activity's input the demo reads.</summary>
+    private sealed record ExecuteToolView(string ToolCallId, string ToolName, string? IdempotencyKey);
 
-    internal sealed record ApprovalCard(string Stage, string Summary, string OrderId, decimal Amount);
-
-    /// <summary>Stands in for a payments service that honours idempotency keys.</summary>
-    internal sealed class PaymentsLedger
+    /// <summary>Prints the conversation as it grows, each message once.</summary>
+    private sealed class Narrator(TextWriter stdout)
     {
-        private readonly ConcurrentDictionary<string, decimal> effects = new(StringComparer.Ordinal);
+        private int _printed;
+        private int _modelCalls;
 
-        public int Count => this.effects.Count;
+        public Task LineAsync(string line = "") => stdout.WriteLineAsync(line);
 
-        public bool TryRecord(string idempotencyKey, decimal amount) => this.effects.TryAdd(idempotencyKey, amount);
+        public Task WriteAsync(string text) => stdout.WriteAsync(text);
+
+        public async Task NarrateAsync(IReadOnlyList<ModelMessage> messages, IReadOnlyDictionary<string, string> keys)
+        {
+            for (; _printed < messages.Count; _printed++)
+            {
+                ModelMessage m = messages[_printed];
+                switch (m.Role)
+                {
+                    case ModelRole.Assistant when m.ToolCalls.Count > 0:
+                        _modelCalls++;
+                        await LineAsync().ConfigureAwait(false);
+                        await LineAsync($"model call {_modelCalls}: proposes {m.ToolCalls.Count} tool call(s){(string.IsNullOrWhiteSpace(m.Content) ? string.Empty : $" and says \"{m.Content}\"")}").ConfigureAwait(false);
+                        foreach (ModelToolCall call in m.ToolCalls)
+                        {
+                            await LineAsync($"  [{call.Id}] {call.Name} {call.Arguments}").ConfigureAwait(false);
+                        }
+
+                        break;
+                    case ModelRole.Assistant:
+                        _modelCalls++;
+                        await LineAsync().ConfigureAwait(false);
+                        await LineAsync($"model call {_modelCalls}: answers in text").ConfigureAwait(false);
+                        await LineAsync($"agent> {m.Content}").ConfigureAwait(false);
+                        break;
+                    case ModelRole.Tool:
+                        await LineAsync($"  [{m.ToolCallId}] {Describe(m, keys)}").ConfigureAwait(false);
+                        break;
+                    default:
+                        break; // the system prompt and the customer's message were shown already
+                }
+            }
+        }
+
+        public async Task PlanAsync(ToolCallPlan plan)
+        {
+            await LineAsync("  plan: " + string.Join(" -> ", plan.Stages.Select((s, i) => $"stage {i + 1} [{string.Join(", ", s)}]"))
+                + (plan.Edges.Count == 0 ? string.Empty : "; " + string.Join("; ", plan.Edges.Select(e => $"{e.To} waits for {e.From} ({e.Detail})")))).ConfigureAwait(false);
+        }
+
+        public async Task CardAsync(PendingConfirmation p)
+        {
+            string[] lines =
+            [
+                $"Confirmation needed: {p.Summary ?? p.ToolName}",
+                $"tool       {p.ToolName} (call {p.ToolCallId}, reply {p.ModelCallIndex + 1}, position {p.Position + 1}, stage {p.Stage + 1})",
+                $"arguments  {p.Arguments}",
+                $"hash       sha256:{p.ArgumentsHash}",
+                $"expires    {p.ExpiresAt.ToString("u", CultureInfo.InvariantCulture)} (the turn waits durably, in the store, not in memory)",
+            ];
+            int width = lines.Max(l => l.Length);
+            await LineAsync().ConfigureAwait(false);
+            await LineAsync("  +-" + new string('-', width) + "-+").ConfigureAwait(false);
+            foreach (string line in lines)
+            {
+                await LineAsync($"  | {line.PadRight(width)} |").ConfigureAwait(false);
+            }
+
+            await LineAsync("  +-" + new string('-', width) + "-+").ConfigureAwait(false);
+        }
+
+        private static string Describe(ModelMessage result, IReadOnlyDictionary<string, string> keys)
+        {
+            string content = result.Content ?? string.Empty;
+            string? error = ResultError(content);
+            if (error is not null && ValidationErrors.Contains(error))
+            {
+                return $"REJECTED by validation, not run ({error}): {Field(content, "message")}";
+            }
+
+            if (error is not null)
+            {
+                return $"not run ({error}): {Field(content, "message")}";
+            }
+
+            if (ResultStatus(content) == "already_done")
+            {
+                string earlier = Field(content, "earlier_tool_call_id") ?? "?";
+                return $"DUPLICATE refused, no second effect: the same refund as [{earlier}]{(keys.TryGetValue(earlier, out string? k) ? $" (key {k})" : string.Empty)}, answered as already_done with its result";
+            }
+
+            return keys.TryGetValue(result.ToolCallId ?? string.Empty, out string? key)
+                ? $"executed once with Idempotency-Key {key} -> {content}"
+                : $"executed -> {content}";
+        }
     }
 }

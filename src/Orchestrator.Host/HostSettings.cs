@@ -27,6 +27,18 @@ internal sealed record HostSettings
 
     public int PartitionCount { get; init; } = 4;
 
+    /// <summary>Model:Endpoint, an OpenAI-compatible base URL; null runs the agent on the local scripted model.</summary>
+    public Uri? ModelEndpoint { get; init; }
+
+    /// <summary>Model:ApiKey; servers that check no key get a placeholder when it is empty.</summary>
+    public string? ModelApiKey { get; init; }
+
+    /// <summary>Model:Name, required with <see cref="ModelEndpoint"/>.</summary>
+    public string? ModelName { get; init; }
+
+    /// <summary>Payments:BaseUrl, the payments service the agent's payment tools call; null starts the sample one in process.</summary>
+    public Uri? PaymentsBaseUrl { get; init; }
+
     public static HostSettings Load(string directory)
     {
         IConfiguration config = new ConfigurationBuilder()
@@ -50,8 +62,13 @@ internal sealed record HostSettings
             throw new InvalidOperationException($"Setting extensions.durableTask.storageProvider.partitionCount must be 1-16; it is {partitions}.");
         }
 
+        (Uri? modelEndpoint, string? modelApiKey, string? modelName, Uri? paymentsBaseUrl) = ReadAgentSettings(config);
         return settings with
         {
+            ModelEndpoint = modelEndpoint,
+            ModelApiKey = modelApiKey,
+            ModelName = modelName,
+            PaymentsBaseUrl = paymentsBaseUrl,
             HubName = dt["hubName"] ?? settings.HubName,
             DataSource = string.IsNullOrWhiteSpace(dataSource) ? settings.DataSource : dataSource,
             StorageConnectionString = azure ? storage : null,
@@ -90,6 +107,46 @@ internal sealed record HostSettings
     public string Describe(string? dataSourceOverride = null) => this.UsesAzureStorage
         ? $"Azure Storage backend, task hub {this.HubName}, {this.PartitionCount} partitions"
         : $"Embedded SQLite backend: {Path.GetFullPath(dataSourceOverride ?? this.DataSource)} (WAL, synchronous=FULL)";
+
+    /// <summary>
+    /// The agent's settings: Model:Endpoint, Model:ApiKey, Model:Name and Payments:BaseUrl, from the environment
+    /// (<c>Model__Endpoint</c>) or local.settings.json's Values (<c>Model:Endpoint</c> or <c>Model__Endpoint</c>).
+    /// Empty values count as absent.
+    /// </summary>
+    private static (Uri? ModelEndpoint, string? ModelApiKey, string? ModelName, Uri? PaymentsBaseUrl) ReadAgentSettings(IConfiguration config)
+    {
+        Uri? endpoint = ReadHttpUrl(config, "Model:Endpoint");
+        string? name = ReadValue(config, "Model:Name");
+        if (endpoint is not null && name is null)
+        {
+            throw new InvalidOperationException("Setting Model:Name is required when Model:Endpoint is set: the model the endpoint serves.");
+        }
+
+        return (endpoint, ReadValue(config, "Model:ApiKey"), name, ReadHttpUrl(config, "Payments:BaseUrl"));
+    }
+
+    private static string? ReadValue(IConfiguration config, string key)
+    {
+        // As for AzureWebJobsStorage, the environment (Model__Endpoint is Model:Endpoint) overrides Values.
+        string? value = config[key] ?? config["Values:" + key] ?? config["Values:" + key.Replace(":", "__", StringComparison.Ordinal)];
+        return string.IsNullOrWhiteSpace(value) ? null : value.Trim();
+    }
+
+    private static Uri? ReadHttpUrl(IConfiguration config, string key)
+    {
+        string? raw = ReadValue(config, key);
+        if (raw is null)
+        {
+            return null;
+        }
+
+        if (!Uri.TryCreate(raw, UriKind.Absolute, out Uri? url) || (url.Scheme != Uri.UriSchemeHttp && url.Scheme != Uri.UriSchemeHttps))
+        {
+            throw new InvalidOperationException($"Setting {key} must be an absolute http(s) URL; it is '{raw}'.");
+        }
+
+        return url;
+    }
 
     private static int? ReadPositive(IConfigurationSection section, string key)
     {
