@@ -20,9 +20,7 @@ internal sealed class ProposeActivity(IChatModel model, ToolRegistry tools, Sens
 
     public override async Task<ModelReply> RunAsync(TaskActivityContext context, ProposeInput input)
     {
-        using var span = AgentTelemetry.Source.StartActivity(AgentTelemetry.ModelCallSpan, ActivityKind.Client);
-        span?.SetTag(AgentTelemetry.InstanceIdTag, context.InstanceId);
-        span?.SetTag(AgentTelemetry.ConversationIdTag, input.ConversationId);
+        using var span = AgentTelemetry.StartSpan(AgentTelemetry.ModelCallSpan, context.InstanceId, input.ConversationId, ActivityKind.Client);
         ModelReply reply;
         try
         {
@@ -123,6 +121,9 @@ internal sealed class ExecuteToolActivity(ToolRegistry tools, ToolHandlers handl
 
         long started = _time.GetTimestamp();
         string outcome = "failed";
+        using var span = AgentTelemetry.StartSpan(AgentTelemetry.ToolCallSpan, context.InstanceId, input.ConversationId, ActivityKind.Client);
+        span?.SetTag(AgentTelemetry.ToolNameTag, input.ToolName);
+        span?.SetTag(AgentTelemetry.ToolCallIdTag, input.ToolCallId);
         try
         {
             // A re-run of a write (in doubt, or a retry after a transient failure that may have reached the service)
@@ -173,6 +174,12 @@ internal sealed class ExecuteToolActivity(ToolRegistry tools, ToolHandlers handl
         finally
         {
             var elapsed = _time.GetElapsedTime(started);
+            span?.SetTag(AgentTelemetry.OutcomeTag, outcome);
+            if (outcome is not ("succeeded" or "reconciled"))
+            {
+                span?.SetStatus(ActivityStatusCode.Error);
+            }
+
             AgentTelemetry.RecordToolLatency(input.ToolName, outcome, elapsed);
             if (elapsed > SlowToolThreshold)
             {
