@@ -97,6 +97,35 @@ public sealed class SensitiveHistoryTests
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task RunTurn_CallWrittenInTextWithCardNumber_HistoryHoldsNoCardNumberHandlerGetsIt()
+    {
+        var received = new List<string>();
+        var handlers = new ToolHandlers().Add("charge_card", (inv, _) =>
+        {
+            lock (received)
+            {
+                received.Add(inv.Arguments);
+            }
+
+            return Task.FromResult("""{"charged":true}""");
+        });
+        var tools = new ToolRegistryBuilder().Add(Charge with { RequiresConfirmation = false }).Build();
+        var script = new ChatScript(
+            ScriptEntry.Text("""Charging now. <tool_call>{"name":"charge_card","arguments":{"customer_id":"C1","card_number":"4111111111111111","amount":10}}</tool_call>"""),
+            ScriptEntry.Text("Charged.") with { When = new ScriptMatch { LastRole = "tool" } });
+        await using var harness = await TurnHarness.StartAsync(script, tools, handlers, options: new AgentTurnOptions { SensitiveValues = new SensitiveValueProtector(RandomNumberGenerator.GetBytes(32)) });
+
+        var output = await harness.RunTurnAsync(new TurnInput("conv-text", [ModelMessage.User("Charge the card on file $10, customer C1.")]), "turn-text");
+
+        Assert.Equal(TurnOutcome.Answered, output.Outcome);
+        Assert.Equal([CanonicalReal], received);
+        Assert.DoesNotContain(Card, System.Text.Json.JsonSerializer.Serialize<object>(await harness.Client.GetHistoryAsync("turn-text")), StringComparison.Ordinal);
+        Assert.DoesNotContain(Card, System.Text.Json.JsonSerializer.Serialize(output), StringComparison.Ordinal);
+        var replay = await harness.ReplayAsync("turn-text");
+        Assert.True(replay.IsDeterministic, replay.Error);
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task Replay_HistoryWrittenWithoutKey_ReplaysUnchangedUnderCodeWithKey()
     {
         // Histories written before sealing (or by a host without a key) hold the values in the clear; code that seals

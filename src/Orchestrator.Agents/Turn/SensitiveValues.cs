@@ -272,6 +272,24 @@ internal static class SensitiveArguments
                 : m with { ToolCalls = m.ToolCalls.Select(c => c with { Arguments = Open(protector, tools, c.Name, c.Arguments) }).ToArray() })
             .ToArray();
 
+    /// <summary>
+    /// A reply text that writes tool calls (open models) is sealed whole when any tool has sensitive arguments: where
+    /// the values sit in it is only known after parsing, which the orchestrator does.
+    /// </summary>
+    internal static string? SealCallText(SensitiveValueProtector? protector, ToolRegistry tools, string? text)
+    {
+        if (protector is null || text is null || !tools.RegisteredTools.Any(t => t.SensitivePaths.Count > 0) || TextToolCallParser.Parse(text).IsPlainText)
+        {
+            return text;
+        }
+
+        return protector.Seal(text);
+    }
+
+    /// <summary>The reply text, opened when it was sealed by <see cref="SealCallText"/>.</summary>
+    internal static string? OpenText(SensitiveValueProtector? protector, string? text) =>
+        SensitiveValueProtector.IsSealed(text) ? Require(protector).Open(text!) : text;
+
     private static SensitiveValueProtector Require(SensitiveValueProtector? protector) =>
         protector ?? throw new SensitiveValueException("History holds sealed sensitive values but this host has no key (AgentTurnOptions.SensitiveValues).");
 

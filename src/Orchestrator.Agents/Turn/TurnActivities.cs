@@ -49,7 +49,7 @@ internal sealed class ProposeActivity(IChatModel model, ToolRegistry tools, Sens
         }
 
         return reply.ToolCalls.Count == 0
-            ? reply
+            ? reply with { Text = SensitiveArguments.SealCallText(protector, tools, reply.Text) }
             : reply with { ToolCalls = reply.ToolCalls.Select(c => c with { Arguments = SensitiveArguments.Seal(protector, tools, c.Name, c.Arguments) }).ToArray() };
     }
 }

@@ -139,7 +139,8 @@ internal sealed class TurnRun
             }
             else
             {
-                var parsed = TextToolCallParser.Parse(reply.Text, string.Create(CultureInfo.InvariantCulture, $"{_context.InstanceId}:{index}"));
+                // A text that writes calls is stored sealed when tools have sensitive arguments; it is parsed opened, in memory.
+                var parsed = TextToolCallParser.Parse(SensitiveArguments.OpenText(_protector, reply.Text), string.Create(CultureInfo.InvariantCulture, $"{_context.InstanceId}:{index}"));
                 if (parsed.IsPlainText)
                 {
                     _messages.Add(ModelMessage.FromReply(reply));
@@ -150,7 +151,7 @@ internal sealed class TurnRun
                 unparseable = parsed.Errors.Select(e => e.ToRejection()).ToArray();
 
                 // The calls were in the text; the conversation records them as tool calls so every result pairs with an id.
-                var calls = parsed.Calls.Select(c => new ModelToolCall(c.Id, c.Name, c.RawArguments))
+                var calls = parsed.Calls.Select(c => new ModelToolCall(c.Id, c.Name, SensitiveArguments.Seal(_protector, _tools, c.Name, c.RawArguments)))
                     .Concat(unparseable.Select(r => new ModelToolCall(r.ToolCallId, r.ToolName.Length > 0 ? r.ToolName : "unparseable", "{}")))
                     .ToArray();
                 assistant = ModelMessage.Assistant(parsed.Text.Length > 0 ? parsed.Text : null, calls);
