@@ -126,6 +126,43 @@ public sealed class SensitiveHistoryTests
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task RunTurn_ApprovedWithSealedEditedArguments_HandlerGetsEditAndHistoryHoldsNoCardNumber()
+    {
+        const string Edited = """{"customer_id":"C1","card_number":"5555555555554444","amount":8}""";
+        var received = new List<string>();
+        var handlers = new ToolHandlers().Add("charge_card", (inv, _) =>
+        {
+            lock (received)
+            {
+                received.Add(inv.Arguments);
+            }
+
+            return Task.FromResult("""{"charged":true}""");
+        });
+        var protector = new SensitiveValueProtector(RandomNumberGenerator.GetBytes(32));
+        var tools = new ToolRegistryBuilder().Add(Charge).Build();
+        await using var harness = await TurnHarness.StartAsync(Script(), tools, handlers, options: new AgentTurnOptions { SensitiveValues = protector });
+        await harness.StartTurnAsync(new TurnInput("conv-edit", [ModelMessage.User("Charge the card on file $10, customer C1.")]), "turn-edit");
+        var pending = (await harness.StatusEventuallyAsync("turn-edit", s => s.PendingConfirmations.Count == 1, "the charge waits")).PendingConfirmations[0];
+
+        // A decision sealed with another key is refused (the turn keeps waiting); the one sealed with the hub's key runs.
+        string foreign = TurnConfirmations.SealEditedArguments(new SensitiveValueProtector(RandomNumberGenerator.GetBytes(32)), tools, "charge_card", Edited);
+        await harness.Client.RaiseEventAsync("turn-edit", pending.EventName, new ConfirmationDecision(true, pending.ArgumentsHash, "mallory") { EditedArguments = foreign });
+        var refused = await harness.StatusEventuallyAsync("turn-edit", s => s.Refusals.Count == 1, "the foreign edit is refused");
+        Assert.Equal("edited_arguments_invalid", refused.Refusals[0].Reason);
+        string sealedEdit = TurnConfirmations.SealEditedArguments(protector, tools, "charge_card", Edited);
+        Assert.DoesNotContain("5555555555554444", sealedEdit, StringComparison.Ordinal);
+        await harness.Client.RaiseEventAsync("turn-edit", pending.EventName, new ConfirmationDecision(true, pending.ArgumentsHash, "alice") { EditedArguments = sealedEdit });
+        var output = await harness.WaitForTurnAsync("turn-edit");
+
+        Assert.Equal(TurnOutcome.Answered, output.Outcome);
+        Assert.Equal(["""{"amount":8,"card_number":"5555555555554444","customer_id":"C1"}"""], received);
+        string history = System.Text.Json.JsonSerializer.Serialize<object>(await harness.Client.GetHistoryAsync("turn-edit"));
+        Assert.DoesNotContain("5555555555554444", history, StringComparison.Ordinal);
+        Assert.DoesNotContain(Card, history, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task Replay_HistoryWrittenWithoutKey_ReplaysUnchangedUnderCodeWithKey()
     {
         // Histories written before sealing (or by a host without a key) hold the values in the clear; code that seals

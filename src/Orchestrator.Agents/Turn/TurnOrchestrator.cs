@@ -469,7 +469,19 @@ internal sealed class TurnRun
 
                 if (decision.Approve && decision.EditedArguments is { } edited)
                 {
-                    var revalidated = _validator.Validate(new ProposedToolCall(call.ToolCallId, call.ToolName, edited), call.Position);
+                    // Edited arguments may arrive sealed (TurnConfirmations.SealEditedArguments), so the event payload in history holds no secret.
+                    string editedOpen;
+                    try
+                    {
+                        editedOpen = SensitiveArguments.Open(_protector, _tools, call.ToolName, edited);
+                    }
+                    catch (SensitiveValueException)
+                    {
+                        // Sealed with a key this host does not hold, or altered: not JSON, so refused as invalid below.
+                        editedOpen = string.Empty;
+                    }
+
+                    var revalidated = _validator.Validate(new ProposedToolCall(call.ToolCallId, call.ToolName, editedOpen), call.Position);
                     string? problem = revalidated.Valid is null
                         ? "edited_arguments_invalid"
                         : !revalidated.Valid.ResourceKeys.SequenceEqual(call.ResourceKeys, StringComparer.Ordinal) ? "edit_changes_resource" : null;

@@ -159,6 +159,24 @@ public static class TurnConfirmations
     /// <summary>The external event that carries the decision on call <paramref name="toolCallId"/>.</summary>
     public static string EventName(string toolCallId) => $"confirm:{toolCallId}";
 
+    /// <summary>
+    /// Seals the sensitive values of edited arguments before they go into a <see cref="ConfirmationDecision"/>, so the
+    /// event payload stored in history holds no secret; the turn opens them with the same keys. Arguments of a tool
+    /// without sensitive arguments come back unchanged.
+    /// </summary>
+    /// <param name="protector">The task hub's <see cref="AgentTurnOptions.SensitiveValues"/>.</param>
+    /// <param name="tools">The tool set.</param>
+    /// <param name="toolName">The tool of the call being decided.</param>
+    /// <param name="editedArguments">The edited arguments (JSON).</param>
+    public static string SealEditedArguments(SensitiveValueProtector protector, ToolRegistry tools, string toolName, string editedArguments)
+    {
+        ArgumentNullException.ThrowIfNull(protector);
+        ArgumentNullException.ThrowIfNull(tools);
+        ArgumentNullException.ThrowIfNull(toolName);
+        ArgumentNullException.ThrowIfNull(editedArguments);
+        return SensitiveArguments.Seal(protector, tools, toolName, editedArguments);
+    }
+
     /// <summary>The turn's custom status, or null when it has none yet.</summary>
     public static async Task<TurnStatus?> GetStatusAsync(DurableTaskClient client, string instanceId, CancellationToken cancellationToken)
     {
