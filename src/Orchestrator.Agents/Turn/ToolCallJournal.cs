@@ -51,6 +51,11 @@ public interface IToolCallJournal
 }
 
 /// <summary>An in-memory <see cref="IToolCallJournal"/>: sees re-runs within one process only (tests, single-process hosts).</summary>
+/// <remarks>
+/// To keep memory bounded in a long-running worker it forgets a write once an attempt of it ends with success or a
+/// permanent failure; it therefore never reports <see cref="PriorAttempt.SucceededUnrecorded"/> or
+/// <see cref="PriorAttempt.FailedPermanently"/> (a process that dies takes this journal with it anyway).
+/// </remarks>
 public sealed class InMemoryToolCallJournal : IToolCallJournal
 {
     private readonly ConcurrentDictionary<string, int> _states = new(StringComparer.Ordinal);
@@ -72,7 +77,15 @@ public sealed class InMemoryToolCallJournal : IToolCallJournal
     public ValueTask EndAttemptAsync(string idempotencyKey, AttemptEnd end, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(idempotencyKey);
-        _states[idempotencyKey] = (int)end;
+        if (end == AttemptEnd.FailedTransiently)
+        {
+            _states[idempotencyKey] = (int)end;
+        }
+        else
+        {
+            _states.TryRemove(idempotencyKey, out _);
+        }
+
         return ValueTask.CompletedTask;
     }
 
