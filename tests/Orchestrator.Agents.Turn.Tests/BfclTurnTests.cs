@@ -98,9 +98,7 @@ public sealed class BfclTurnTests(ITestOutputHelper output)
             }
 
             await using var harness = await TurnHarness.StartAsync(new ChatScript(entries), builder.Build(), handlers);
-            var turns = prefixes.Select(p => harness.RunTurnAsync(
-                new TurnInput(p.Case.Id, [ModelMessage.User($"{Marker(p.Case)} {p.Case.Question}")]) { Options = Options },
-                "turn-" + p.Case.Id)).ToArray();
+            var turns = prefixes.Select(p => RunAsync(harness, p.Case)).ToArray();
             var outputs = await Task.WhenAll(turns);
             for (int i = 0; i < outputs.Length; i++)
             {
@@ -123,6 +121,14 @@ public sealed class BfclTurnTests(ITestOutputHelper output)
 
         output.WriteLine($"BFCL irrelevance: {cases.Count} cases through the turn, {failures.Count} failures");
         Assert.True(failures.Count == 0, $"{failures.Count} failures:\n{string.Join("\n", failures.Take(30))}");
+    }
+
+    // A whole batch runs at once on a shared machine: each turn gets a generous bound of its own.
+    private static async Task<TurnOutput> RunAsync(TurnHarness harness, BfclCase @case)
+    {
+        string id = "turn-" + @case.Id;
+        await harness.StartTurnAsync(new TurnInput(@case.Id, [ModelMessage.User($"{Marker(@case)} {@case.Question}")]) { Options = Options }, id);
+        return await harness.WaitForTurnAsync(id, TimeSpan.FromSeconds(120));
     }
 
     private static string Prefix(int index) => string.Create(CultureInfo.InvariantCulture, $"c{index}_");
@@ -215,9 +221,7 @@ public sealed class BfclTurnTests(ITestOutputHelper output)
         }
 
         await using var harness = await TurnHarness.StartAsync(new ChatScript(entries), builder.Build(), handlers);
-        var turns = cases.Select(p => harness.RunTurnAsync(
-            new TurnInput(p.Case.Id, [ModelMessage.User($"{Marker(p.Case)} {p.Case.Question}")]) { Options = Options },
-            "turn-" + p.Case.Id)).ToArray();
+        var turns = cases.Select(p => RunAsync(harness, p.Case)).ToArray();
         var outputs = await Task.WhenAll(turns);
         var byConversation = dispatched.ToLookup(d => d.ConversationId, StringComparer.Ordinal);
         for (int i = 0; i < cases.Count; i++)
