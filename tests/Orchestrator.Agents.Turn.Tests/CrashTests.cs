@@ -11,15 +11,20 @@ namespace Orchestrator.Agents.Turn.Tests;
 public sealed class CrashTests
 {
     [Fact(Timeout = 60_000)]
-    public Task RunTurn_WorkerDiesAfterPaymentBeforeCheckpoint_RetrySendsSameKeyAndLedgerShowsOneRefund() =>
+    public Task RunTurn_WorkerDiesAfterPaymentBeforeCheckpoint_MarkedInDoubtRetrySendsSameKeyAndLedgerShowsOneRefund() =>
         CrashAfterPaymentAsync(withReconcile: false);
 
     [Fact(Timeout = 60_000)]
-    public Task RunTurn_WorkerDiesAfterPaymentWithReconcile_RetryAsksServiceFirstAndDoesNotPostAgain() =>
+    public Task RunTurn_WorkerDiesAfterPaymentWithReconcile_MarkedInDoubtServiceAskedFirstAndNotPostedAgain() =>
         CrashAfterPaymentAsync(withReconcile: true);
 
-    private static ToolReconciler PaymentsReconciler(HttpClient client) => async (request, ct) =>
+    private static ToolReconciler PaymentsReconciler(HttpClient client, List<string> asked) => async (request, ct) =>
     {
+        lock (asked)
+        {
+            asked.Add(request.IdempotencyKey);
+        }
+
         using var response = await client.GetAsync(new Uri($"/refunds?key={Uri.EscapeDataString(request.IdempotencyKey)}", UriKind.Relative), ct);
         if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
         {
@@ -36,7 +41,8 @@ public sealed class CrashTests
     {
         await using var payments = await PaymentsHost.StartAsync();
         var refundEndpoint = new Uri(payments.Client.BaseAddress!, "/refunds");
-        var refundTool = Desk.ProcessRefund with { RequiresConfirmation = false, Reconcile = withReconcile ? PaymentsReconciler(payments.Client) : null };
+        var reconcileAsked = new List<string>();
+        var refundTool = Desk.ProcessRefund with { RequiresConfirmation = false, Reconcile = withReconcile ? PaymentsReconciler(payments.Client, reconcileAsked) : null };
         var tools = new ToolRegistryBuilder().AddRange([Desk.LookupOrder, refundTool]).Build();
         var script = new ChatScript(
             ScriptEntry.Calls(new ScriptedToolCall("call_r", "process_refund", """{"order_id":"A8472","amount":47.00,"currency":"USD"}""")),
@@ -44,6 +50,9 @@ public sealed class CrashTests
         await using var server = await ScriptedChatServer.StartAsync(script, null, CancellationToken.None);
         var model = new OpenAIChatModel(new OpenAIChatModelOptions { BaseUrl = server.BaseUrl, ApiKey = "test", Model = "scripted", MaxRetries = 0 });
         string db = Path.Combine(Path.GetTempPath(), $"turn-crash-{Environment.ProcessId}-{Guid.NewGuid():N}.db");
+        string journalPath = db + ".journal";
+        var logLines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        using var logs = new CapturingLoggerFactory(logLines);
         var workerOptions = new DurableTaskWorkerOptions { MaxPollingInterval = TimeSpan.FromMilliseconds(50) };
         try
         {
@@ -63,7 +72,9 @@ public sealed class CrashTests
                 });
             await using (var backend1 = new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = db }))
             {
-                var worker1 = new DurableTaskWorker(backend1, new DurableTaskRegistry().AddAgentTurn(tools, dying, model), workerOptions);
+                // Each worker has its own journal object over one shared file, as two processes would.
+                using var journal1 = new SqliteToolCallJournal(journalPath);
+                var worker1 = new DurableTaskWorker(backend1, new DurableTaskRegistry().AddAgentTurn(tools, dying, model, new AgentTurnOptions { CallJournal = journal1 }), workerOptions);
                 await worker1.StartAsync(CancellationToken.None);
                 await new DurableTaskClient(backend1).ScheduleNewOrchestrationInstanceAsync(
                     TurnRegistration.TurnOrchestrator,
@@ -90,7 +101,8 @@ public sealed class CrashTests
                     return http(inv, ct);
                 });
             await using var backend2 = new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = db });
-            await using var worker2 = new DurableTaskWorker(backend2, new DurableTaskRegistry().AddAgentTurn(tools, healthy, model), workerOptions);
+            using var journal2 = new SqliteToolCallJournal(journalPath);
+            await using var worker2 = new DurableTaskWorker(backend2, new DurableTaskRegistry().AddAgentTurn(tools, healthy, model, new AgentTurnOptions { CallJournal = journal2, LoggerFactory = logs }), workerOptions);
             await worker2.StartAsync(CancellationToken.None);
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
             var metadata = await new DurableTaskClient(backend2).WaitForInstanceCompletionAsync("turn-crash", cts.Token);
@@ -104,11 +116,19 @@ public sealed class CrashTests
             Assert.Equal(firstKey, refund.GetProperty("idempotency_key").GetString());
             Assert.Equal(firstKey, Assert.Single(output.CompletedWrites).IdempotencyKey);
             Assert.Contains("A8472", Assert.Single(output.CompletedWrites).Result, StringComparison.Ordinal);
+
+            // The re-run knew the first attempt had called out without recording a result: the call is marked in doubt,
+            // the service was asked before anything was sent again (when the tool can be asked), and the log says so.
+            Assert.Equal(withReconcile ? [firstKey] : [], reconcileAsked);
+            var inDoubt = Assert.Single(metadata.ReadCustomStatusAs<TurnStatus>()!.InDoubt);
+            Assert.Equal(new InDoubtCall("call_r", "process_refund", firstKey, withReconcile ? "reconciled_performed" : "retried"), inDoubt);
+            Assert.Contains(logLines, l => l.Contains("is in doubt", StringComparison.Ordinal) && l.Contains(firstKey, StringComparison.Ordinal));
+            Assert.Contains(logLines, l => l.Contains("was in doubt", StringComparison.Ordinal) && l.Contains(withReconcile ? "reconciled_performed" : "retried", StringComparison.Ordinal));
         }
         finally
         {
             SqliteConnection.ClearAllPools();
-            foreach (string suffix in new[] { string.Empty, "-wal", "-shm" })
+            foreach (string suffix in new[] { string.Empty, "-wal", "-shm", ".journal", ".journal-wal", ".journal-shm" })
             {
                 File.Delete(db + suffix);
             }

@@ -36,7 +36,7 @@ public sealed class LoggingTests
             ScriptEntry.Calls(new ScriptedToolCall("c_2", "charge_card", """{"customer_id":"C1","card_number":"4111111111111111","amount":10}""")),
             ScriptEntry.Calls(new ScriptedToolCall("c_3", "charge_card", """{"customer_id":"C1","card_number":"4111111111111111","amount":11}""")),
             ScriptEntry.Text("Charged."));
-        await using var harness = await TurnHarness.StartAsync(script, tools, handlers, factory);
+        await using var harness = await TurnHarness.StartAsync(script, tools, handlers, factory, new AgentTurnOptions { SensitiveValues = new SensitiveValueProtector(new byte[32]) });
 
         var output = await harness.RunTurnAsync(new TurnInput("conv-log", [ModelMessage.User("charge my card 4111111111111111")]), "turn-log");
 
@@ -47,29 +47,5 @@ public sealed class LoggingTests
         Assert.Contains(turnLines, l => l.Contains("ended", StringComparison.Ordinal));
         Assert.All(turnLines, l => Assert.Contains("turn-log", l, StringComparison.Ordinal));
         Assert.All(turnLines, l => Assert.DoesNotContain("4111111111111111", l, StringComparison.Ordinal));
-    }
-
-    private sealed class CapturingLoggerFactory(ConcurrentQueue<string> lines) : ILoggerFactory
-    {
-        public void AddProvider(ILoggerProvider provider)
-        {
-        }
-
-        public ILogger CreateLogger(string categoryName) => new CapturingLogger(lines);
-
-        public void Dispose()
-        {
-        }
-    }
-
-    private sealed class CapturingLogger(ConcurrentQueue<string> lines) : ILogger
-    {
-        public IDisposable? BeginScope<TState>(TState state)
-            where TState : notnull => null;
-
-        public bool IsEnabled(LogLevel logLevel) => true;
-
-        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
-            lines.Enqueue(formatter(state, exception) + (exception is null ? string.Empty : " " + exception));
     }
 }

@@ -89,6 +89,30 @@ public static class ToolSchemaCost
         return new ToolSchemaCostReport(options.ModelName, encoding, total, options.ContextWindowTokens, share, share > options.WarningThreshold, tools);
     }
 
+    /// <summary>
+    /// Measures a tool set and logs the result: for a host to call once at startup. One information line with the total
+    /// and its share of the context window; a warning (event id 4013) when the share is above
+    /// <see cref="ToolSchemaCostOptions.WarningThreshold"/>, naming the largest tools. Lines carry tool names and counts only.
+    /// </summary>
+    /// <param name="registry">The tools.</param>
+    /// <param name="options">The model and its window.</param>
+    /// <param name="logger">Where the lines go.</param>
+    /// <returns>The measurement.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">An option is out of range.</exception>
+    public static ToolSchemaCostReport MeasureAndLog(ToolRegistry registry, ToolSchemaCostOptions options, Microsoft.Extensions.Logging.ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(logger);
+        var report = Measure(registry, options);
+        Log.SchemaCost(logger, report.TotalTokens, report.Encoding, report.ModelName, report.ShareOfContextWindow * 100, report.ContextWindowTokens);
+        if (report.ExceedsThreshold)
+        {
+            var largest = string.Join(", ", report.Tools.OrderByDescending(t => t.Tokens).Take(3).Select(t => $"{t.ToolName} ({t.Tokens})"));
+            Log.SchemaCostHigh(logger, report.ShareOfContextWindow * 100, report.TotalTokens, report.ContextWindowTokens, options.WarningThreshold * 100, largest);
+        }
+
+        return report;
+    }
+
     internal static string WireJson(ToolDefinition tool)
     {
         var entry = new JsonObject

@@ -248,17 +248,40 @@ public sealed record TurnStatus(
     ToolCallPlan? Plan,
     IReadOnlyList<PendingConfirmation> PendingConfirmations,
     IReadOnlyList<ConfirmationRecord> Decided,
-    IReadOnlyList<ConfirmationRefusal> Refusals);
+    IReadOnlyList<ConfirmationRefusal> Refusals)
+{
+    /// <summary>
+    /// Writes whose outcome was in doubt (a worker died after calling out, before the result was recorded), with how
+    /// each was resolved. They appear once the re-run that found them in doubt has finished.
+    /// </summary>
+    public IReadOnlyList<InDoubtCall> InDoubt { get; init; } = [];
+}
+
+/// <summary>A write found in doubt: an earlier attempt called out and never recorded its result.</summary>
+/// <param name="ToolCallId">The call.</param>
+/// <param name="ToolName">The tool.</param>
+/// <param name="IdempotencyKey">The key every attempt sent.</param>
+/// <param name="Resolution">
+/// <c>reconciled_performed</c> (the tool's Reconcile found the effect; its result was used and nothing was sent again),
+/// <c>retried</c> (sent again with the same key, after Reconcile found nothing or could not tell, or without one), or
+/// <c>failed</c> (the retry failed).
+/// </param>
+public sealed record InDoubtCall(string ToolCallId, string ToolName, string? IdempotencyKey, string Resolution);
 
 /// <summary>Input of the Propose activity.</summary>
 /// <param name="Messages">The conversation to send.</param>
-internal sealed record ProposeInput(IReadOnlyList<ModelMessage> Messages);
+// WARNING: persisted in history (activity input).
+internal sealed record ProposeInput(IReadOnlyList<ModelMessage> Messages)
+{
+    /// <summary>The conversation, for telemetry; null in histories written before it existed.</summary>
+    public string? ConversationId { get; init; }
+}
 
 /// <summary>Input of the ExecuteTool activity.</summary>
 /// <param name="ConversationId">The conversation.</param>
 /// <param name="ToolCallId">The call.</param>
 /// <param name="ToolName">The tool.</param>
-/// <param name="Arguments">The canonical arguments.</param>
+/// <param name="Arguments">The canonical arguments, sensitive values sealed when a key is configured.</param>
 /// <param name="IdempotencyKey">For writes, the key derived from the call's durable identity.</param>
 // WARNING: persisted in history (activity input).
 internal sealed record ExecuteToolInput(string ConversationId, string ToolCallId, string ToolName, string Arguments, string? IdempotencyKey);
@@ -267,4 +290,11 @@ internal sealed record ExecuteToolInput(string ConversationId, string ToolCallId
 /// <param name="Succeeded">False when the tool reported a permanent failure.</param>
 /// <param name="Content">The tool result for the model.</param>
 // WARNING: persisted in history (activity output).
-internal sealed record ToolExecutionResult(bool Succeeded, string Content);
+internal sealed record ToolExecutionResult(bool Succeeded, string Content)
+{
+    /// <summary>An earlier attempt of this write called out and never recorded its result; false in older histories.</summary>
+    public bool InDoubt { get; init; }
+
+    /// <summary>What the tool's Reconcile answered before this attempt, when it ran.</summary>
+    public ReconcileStatus? Reconciled { get; init; }
+}

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging;
@@ -15,10 +16,10 @@ namespace Orchestrator.Agents;
 /// instance, idempotency keys from <see cref="IdempotencyKeys"/>; validation and planning are pure functions
 /// of the recorded reply, so a replay takes the same decisions.
 /// </remarks>
-internal sealed class TurnOrchestrator(ToolRegistry tools, ILogger logger) : TaskOrchestrator<TurnInput, TurnOutput>
+internal sealed class TurnOrchestrator(ToolRegistry tools, ILogger logger, SensitiveValueProtector? protector) : TaskOrchestrator<TurnInput, TurnOutput>
 {
     public override Task<TurnOutput> RunAsync(TaskOrchestrationContext context, TurnInput input) =>
-        new TurnRun(context, tools, input, context.CreateReplaySafeLogger(logger)).RunAsync();
+        new TurnRun(context, tools, input, context.CreateReplaySafeLogger(logger), protector).RunAsync();
 }
 
 internal sealed class TurnRun
@@ -37,6 +38,9 @@ internal sealed class TurnRun
     private readonly List<PendingConfirmation> _pending = [];
     private readonly List<ConfirmationRecord> _decided = [];
     private readonly List<ConfirmationRefusal> _refusals = [];
+    private readonly List<InDoubtCall> _inDoubt = [];
+    private readonly HashSet<string> _nearBudgetWarned = new(StringComparer.Ordinal);
+    private readonly SensitiveValueProtector? _protector;
     private ToolCallPlan? _plan;
     private string _phase = "proposing";
     private int _modelCalls;
@@ -49,9 +53,10 @@ internal sealed class TurnRun
     private TimeSpan _waitedForHumans;
     private string? _budgetHit;
 
-    internal TurnRun(TaskOrchestrationContext context, ToolRegistry tools, TurnInput input, ILogger logger)
+    internal TurnRun(TaskOrchestrationContext context, ToolRegistry tools, TurnInput input, ILogger logger, SensitiveValueProtector? protector = null)
     {
         _context = context;
+        _protector = protector;
         _logger = logger;
         _tools = tools;
         _validator = new ToolCallValidator(tools);
@@ -90,7 +95,7 @@ internal sealed class TurnRun
             ModelReply reply;
             try
             {
-                reply = await _context.CallActivityAsync<ModelReply>(TurnRegistration.ProposeActivity, new ProposeInput(MessagesForModel()), ModelRetry);
+                reply = await _context.CallActivityAsync<ModelReply>(TurnRegistration.ProposeActivity, new ProposeInput(MessagesForModel()) { ConversationId = _conversationId }, ModelRetry);
             }
             catch (TaskFailedException ex)
             {
@@ -98,10 +103,18 @@ internal sealed class TurnRun
             }
 
             _tokens += reply.Usage?.TotalTokens ?? 0;
-            if (reply.Usage is not null && _options.Price is { } price)
+            decimal replyCost = reply.Usage is not null && _options.Price is { } price ? price.CostOf(reply.Usage) : 0m;
+            _cost += replyCost;
+            if (!_context.IsReplaying && reply.Usage is { } usage)
             {
-                _cost += price.CostOf(reply.Usage);
+                AgentTelemetry.RecordTokens(usage.InputTokens, usage.OutputTokens);
+                if (_options.Price is not null)
+                {
+                    AgentTelemetry.RecordCost(replyCost);
+                }
             }
+
+            WarnNearBudgets();
 
             if (_options.MaxCostUsd is { } maxCost && _cost >= maxCost)
             {
@@ -119,13 +132,15 @@ internal sealed class TurnRun
             ModelMessage assistant;
             if (reply.HasToolCalls)
             {
-                // Calls are taken from the calls themselves, whatever the finish reason says.
-                proposed = reply.ToolCalls.Select(c => new ProposedToolCall(c.Id, c.Name, c.Arguments)).ToArray();
+                // Calls are taken from the calls themselves, whatever the finish reason says. Sensitive values are sealed
+                // in the recorded reply; validation, hashing and execution need the real ones, held only in memory.
+                proposed = reply.ToolCalls.Select(c => new ProposedToolCall(c.Id, c.Name, SensitiveArguments.Open(_protector, _tools, c.Name, c.Arguments))).ToArray();
                 assistant = ModelMessage.FromReply(reply);
             }
             else
             {
-                var parsed = TextToolCallParser.Parse(reply.Text, string.Create(CultureInfo.InvariantCulture, $"{_context.InstanceId}:{index}"));
+                // A text that writes calls is stored sealed when tools have sensitive arguments; it is parsed opened, in memory.
+                var parsed = TextToolCallParser.Parse(SensitiveArguments.OpenText(_protector, reply.Text), string.Create(CultureInfo.InvariantCulture, $"{_context.InstanceId}:{index}"));
                 if (parsed.IsPlainText)
                 {
                     _messages.Add(ModelMessage.FromReply(reply));
@@ -136,7 +151,7 @@ internal sealed class TurnRun
                 unparseable = parsed.Errors.Select(e => e.ToRejection()).ToArray();
 
                 // The calls were in the text; the conversation records them as tool calls so every result pairs with an id.
-                var calls = parsed.Calls.Select(c => new ModelToolCall(c.Id, c.Name, c.RawArguments))
+                var calls = parsed.Calls.Select(c => new ModelToolCall(c.Id, c.Name, SensitiveArguments.Seal(_protector, _tools, c.Name, c.RawArguments)))
                     .Concat(unparseable.Select(r => new ModelToolCall(r.ToolCallId, r.ToolName.Length > 0 ? r.ToolName : "unparseable", "{}")))
                     .ToArray();
                 assistant = ModelMessage.Assistant(parsed.Text.Length > 0 ? parsed.Text : null, calls);
@@ -183,19 +198,34 @@ internal sealed class TurnRun
     private async Task<List<string>> HandleReplyAsync(int index, IReadOnlyList<ProposedToolCall> proposed)
     {
         var outcomes = new CallOutcome?[proposed.Count];
-        var report = _validator.ValidateAll(proposed);
+        ToolCallValidationReport report;
+        using (var span = LiveSpan(AgentTelemetry.ValidationSpan))
+        {
+            report = _validator.ValidateAll(proposed);
+            span?.SetTag(AgentTelemetry.ToolCallCountTag, proposed.Count);
+            span?.SetTag(AgentTelemetry.OutcomeTag, report.Rejected.Count == 0 ? "valid" : $"rejected:{report.Rejected.Count}");
+        }
+
         foreach (var rejected in report.Rejected)
         {
             Log.CallRejected(_logger, _context.InstanceId, rejected.ToolCallId, rejected.ToolName, RejectedToolCall.ErrorCode(rejected.Kind));
             outcomes[rejected.Position] = CallOutcome.Failed(rejected.ToModelContent(), "was rejected by validation");
+            CountCall(rejected.ToolName, "rejected");
         }
 
-        _plan = _planner.Plan(report.Valid);
+        using (var span = LiveSpan(AgentTelemetry.PlanSpan))
+        {
+            _plan = _planner.Plan(report.Valid);
+            span?.SetTag(AgentTelemetry.ToolCallCountTag, _plan.Calls.Count);
+            span?.SetTag(AgentTelemetry.OutcomeTag, _plan.Rejected.Count == 0 ? "planned" : $"refused:{_plan.Rejected.Count}");
+        }
+
         _phase = "executing";
         PublishStatus();
         foreach (var rejected in _plan.Rejected)
         {
             outcomes[rejected.Position] = CallOutcome.Failed(ToolHandlers.ErrorContent("plan_rejected", rejected.Reason), "was refused by the planner");
+            CountCall(proposed[rejected.Position].Name, "plan_rejected");
         }
 
         // Failures are counted in the model's order, so the budgets do not depend on completion order.
@@ -221,6 +251,7 @@ internal sealed class TurnRun
                     var call = chunk[i];
                     var outcome = done[i];
                     outcomes[call.Position] = outcome;
+                    CountCall(call.ToolName, outcome.Metric);
                     if (outcome.Counts == CallCount.Success)
                     {
                         _consecutiveFailures = 0;
@@ -298,7 +329,7 @@ internal sealed class TurnRun
             repeatKey = IdempotencyKeys.SemanticRepeat(_conversationId, call);
             if (tool!.SemanticRepeat == SemanticRepeatPolicy.ReturnEarlierResult && _completed.TryGetValue(repeatKey, out var earlier))
             {
-                return CallOutcome.Success(AlreadyDone(earlier));
+                return CallOutcome.Success(AlreadyDone(earlier)) with { Metric = "already_done" };
             }
         }
 
@@ -337,7 +368,7 @@ internal sealed class TurnRun
                 repeatKey = IdempotencyKeys.SemanticRepeat(_conversationId, call);
                 if (tool!.SemanticRepeat == SemanticRepeatPolicy.ReturnEarlierResult && _completed.TryGetValue(repeatKey, out var earlierEdited))
                 {
-                    return CallOutcome.Success(AlreadyDone(earlierEdited));
+                    return CallOutcome.Success(AlreadyDone(earlierEdited)) with { Metric = "already_done" };
                 }
             }
         }
@@ -346,13 +377,13 @@ internal sealed class TurnRun
         string? key = call.Effect == ToolEffect.Write
             ? IdempotencyKeys.ForCall(new ToolCallIdentity(_conversationId, _context.InstanceId, index, call.Position, call.ToolCallId))
             : null;
+        WarnNearBudgets();
         ToolExecutionResult result;
         try
         {
-            result = await _context.CallActivityAsync<ToolExecutionResult>(
-                TurnRegistration.ExecuteToolActivity,
-                new ExecuteToolInput(_conversationId, call.ToolCallId, call.ToolName, call.CanonicalArguments, key),
-                RetryFor(tool!));
+            // History keeps the arguments with sensitive values sealed; the activity opens them for the handler.
+            var input = new ExecuteToolInput(_conversationId, call.ToolCallId, call.ToolName, SensitiveArguments.Seal(_protector, _tools, call.ToolName, call.CanonicalArguments), key);
+            result = await ExecuteWithRetriesAsync(input, tool!);
         }
         catch (TaskFailedException ex)
         {
@@ -360,6 +391,14 @@ internal sealed class TurnRun
                 ? $"The tool kept failing after {tool!.MaxRetries + 1} attempts: {ex.FailureDetails.ErrorMessage}"
                 : "The tool failed with an internal error.";
             return CallOutcome.Failed(ToolHandlers.ErrorContent("tool_failed", message), "failed");
+        }
+
+        if (result.InDoubt)
+        {
+            string resolution = !result.Succeeded ? "failed" : result.Reconciled == ReconcileStatus.Performed ? "reconciled_performed" : "retried";
+            _inDoubt.Add(new InDoubtCall(call.ToolCallId, call.ToolName, key, resolution));
+            Log.InDoubtResolved(_logger, _context.InstanceId, call.ToolCallId, call.ToolName, resolution, key);
+            PublishStatus();
         }
 
         if (!result.Succeeded)
@@ -392,6 +431,11 @@ internal sealed class TurnRun
             TurnConfirmations.EventName(call.ToolCallId));
         _pending.Add(pending);
         PublishStatus();
+        if (!_context.IsReplaying)
+        {
+            AgentTelemetry.ConfirmationWaiting(+1);
+        }
+
         Log.ConfirmationPending(_logger, _context.InstanceId, call.ToolCallId, call.ToolName, call.ArgumentsHash);
         var waitStarted = _context.CurrentUtcDateTime;
         try
@@ -425,7 +469,19 @@ internal sealed class TurnRun
 
                 if (decision.Approve && decision.EditedArguments is { } edited)
                 {
-                    var revalidated = _validator.Validate(new ProposedToolCall(call.ToolCallId, call.ToolName, edited), call.Position);
+                    // Edited arguments may arrive sealed (TurnConfirmations.SealEditedArguments), so the event payload in history holds no secret.
+                    string editedOpen;
+                    try
+                    {
+                        editedOpen = SensitiveArguments.Open(_protector, _tools, call.ToolName, edited);
+                    }
+                    catch (SensitiveValueException)
+                    {
+                        // Sealed with a key this host does not hold, or altered: not JSON, so refused as invalid below.
+                        editedOpen = string.Empty;
+                    }
+
+                    var revalidated = _validator.Validate(new ProposedToolCall(call.ToolCallId, call.ToolName, editedOpen), call.Position);
                     string? problem = revalidated.Valid is null
                         ? "edited_arguments_invalid"
                         : !revalidated.Valid.ResourceKeys.SequenceEqual(call.ResourceKeys, StringComparer.Ordinal) ? "edit_changes_resource" : null;
@@ -454,6 +510,11 @@ internal sealed class TurnRun
             _waitedForHumans += _context.CurrentUtcDateTime - waitStarted;
             _pending.Remove(pending);
             PublishStatus();
+            if (!_context.IsReplaying)
+            {
+                AgentTelemetry.ConfirmationWaiting(-1);
+            }
+
         }
     }
 
@@ -463,12 +524,81 @@ internal sealed class TurnRun
         return decision;
     }
 
-    private TaskOptions? RetryFor(ToolDefinition tool) => tool.MaxRetries == 0
-        ? null
-        : TaskOptions.FromRetryPolicy(new RetryPolicy(tool.MaxRetries + 1, _options.FirstRetryInterval, 2.0)
+    /// <summary>
+    /// Runs ExecuteTool, retrying transient failures up to the tool's cap on durable timers. The same input (and so the
+    /// same idempotency key) goes to every attempt. History has the same shape as the engine's own retry policy.
+    /// </summary>
+    private async Task<ToolExecutionResult> ExecuteWithRetriesAsync(ExecuteToolInput input, ToolDefinition tool)
+    {
+        for (int retry = 1; ; retry++)
         {
-            Handle = f => f.IsCausedBy<TransientToolFailureException>(),
-        });
+            try
+            {
+                return await _context.CallActivityAsync<ToolExecutionResult>(TurnRegistration.ExecuteToolActivity, input);
+            }
+            catch (TaskFailedException ex) when (retry <= tool.MaxRetries && !ex.FailureDetails.IsNonRetriable && ex.FailureDetails.IsCausedBy<TransientToolFailureException>())
+            {
+                await _context.CreateTimer(_context.CurrentUtcDateTime.Add(RetryDelay(_options.FirstRetryInterval, _context.InstanceId, input.ToolCallId, retry)), CancellationToken.None);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The delay before retry <paramref name="retry"/> (1-based): <paramref name="first"/> doubled per retry, times a
+    /// jitter factor in [0.5, 1) so calls that failed together do not retry together. The factor is a hash of the
+    /// instance, the call and the retry number: different per call, the same on every replay.
+    /// </summary>
+    internal static TimeSpan RetryDelay(TimeSpan first, string instanceId, string toolCallId, int retry)
+    {
+        double nominal = first.TotalMilliseconds * Math.Pow(2, retry - 1);
+        byte[] hash = System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(string.Create(CultureInfo.InvariantCulture, $"{instanceId}\n{toolCallId}\n{retry}")));
+        double fraction = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(hash) / (ulong.MaxValue + 1.0);
+        return TimeSpan.FromMilliseconds(nominal * (0.5 + (0.5 * fraction)));
+    }
+
+    private Activity? LiveSpan(string name) =>
+        _context.IsReplaying ? null : AgentTelemetry.StartSpan(name, _context.InstanceId, _conversationId);
+
+    private void CountCall(string toolName, string outcome)
+    {
+        if (!_context.IsReplaying)
+        {
+            AgentTelemetry.RecordToolCall(toolName, outcome);
+        }
+    }
+
+    /// <summary>Warns once per budget when a turn has used 80% of it (the replay-safe logger keeps replays quiet).</summary>
+    private void WarnNearBudgets()
+    {
+        Check(TurnBudgets.ModelCalls, _modelCalls, _options.MaxModelCalls);
+        Check(TurnBudgets.ToolCalls, _toolCalls, _options.MaxToolCalls);
+        if (_options.MaxTotalTokens is { } maxTokens)
+        {
+            Check(TurnBudgets.Tokens, _tokens, maxTokens);
+        }
+
+        if (_options.MaxCostUsd is { } maxCost && maxCost > 0 && _cost >= maxCost * NearBudgetShare && _nearBudgetWarned.Add(TurnBudgets.Cost))
+        {
+            Log.NearBudget(_logger, _context.InstanceId, TurnBudgets.Cost, _cost.ToString("0.####", CultureInfo.InvariantCulture), maxCost.ToString("0.####", CultureInfo.InvariantCulture));
+        }
+
+        if (_options.MaxDuration is { } maxDuration && _context.CurrentUtcDateTime - _startedAt - _waitedForHumans is var used
+            && used >= maxDuration * (double)NearBudgetShare && _nearBudgetWarned.Add(TurnBudgets.WallClock))
+        {
+            Log.NearBudget(_logger, _context.InstanceId, TurnBudgets.WallClock, used.ToString("c", CultureInfo.InvariantCulture), maxDuration.ToString("c", CultureInfo.InvariantCulture));
+        }
+
+        void Check(string budget, int used, int limit)
+        {
+            if (limit > 0 && used >= limit * NearBudgetShare && _nearBudgetWarned.Add(budget))
+            {
+                Log.NearBudget(_logger, _context.InstanceId, budget, used.ToString(CultureInfo.InvariantCulture), limit.ToString(CultureInfo.InvariantCulture));
+            }
+        }
+    }
+
+    /// <summary>The share of a budget at which the turn warns that it is near.</summary>
+    internal const decimal NearBudgetShare = 0.8m;
 
     private void RecordFailure(string callKey)
     {
@@ -507,12 +637,30 @@ internal sealed class TurnRun
     private void PublishStatus()
     {
         string phase = _pending.Count > 0 ? "awaiting_confirmation" : _phase;
-        _context.SetCustomStatus(new TurnStatus(phase, _modelCalls, _toolCalls, _plan, [.. _pending], [.. _decided], [.. _refusals]));
+        _context.SetCustomStatus(new TurnStatus(phase, _modelCalls, _toolCalls, _plan, [.. _pending], [.. _decided], [.. _refusals]) { InDoubt = [.. _inDoubt] });
     }
 
     private TurnOutput End(TurnOutcome outcome, string? budget, string? message)
     {
         Log.TurnEnded(_logger, _context.InstanceId, outcome.ToString(), budget, _modelCalls, _toolCalls);
+        if (!_context.IsReplaying)
+        {
+            // The turn's span can only be emitted now that it ends: it starts at the turn's (orchestration) start time.
+            string outcomeName = outcome switch
+            {
+                TurnOutcome.Answered => "answered",
+                TurnOutcome.BudgetExhausted => "budget_exhausted",
+                TurnOutcome.ModelFailed => "model_failed",
+                _ => "failed",
+            };
+            AgentTelemetry.RecordTurn(outcomeName);
+            using var span = AgentTelemetry.StartSpan(AgentTelemetry.TurnSpan, _context.InstanceId, _conversationId, startTime: new DateTimeOffset(_startedAt, TimeSpan.Zero));
+            span?.SetTag(AgentTelemetry.OutcomeTag, outcomeName);
+            span?.SetTag(AgentTelemetry.BudgetTag, budget);
+            span?.SetTag(AgentTelemetry.ToolCallCountTag, _toolCalls);
+            span?.SetEndTime(_context.CurrentUtcDateTime);
+        }
+
         _phase = outcome == TurnOutcome.Answered ? "answered" : "ended";
         _plan = null;
         PublishStatus();
@@ -528,6 +676,14 @@ internal sealed class TurnRun
 
     private sealed record CallOutcome(string Content, CallCount Counts, string? FailureText)
     {
+        /// <summary>The outcome as counted in <see cref="AgentTelemetry.ToolCallsCounter"/>.</summary>
+        internal string Metric { get; init; } = Counts switch
+        {
+            CallCount.Success => "succeeded",
+            CallCount.Failure => "failed",
+            _ => "not_run",
+        };
+
         internal static CallOutcome Success(string content) => new(content, CallCount.Success, null);
 
         internal static CallOutcome Failed(string content, string failureText) => new(content, CallCount.Failure, failureText);

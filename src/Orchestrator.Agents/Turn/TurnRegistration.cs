@@ -34,28 +34,73 @@ public static class TurnRegistration
     /// <param name="model">The chat model the Propose activity calls.</param>
     /// <param name="timeProvider">The clock for tool timeouts and rate limits; the system clock by default.</param>
     /// <param name="loggerFactory">Where turn and tool logs go (each line carries the turn instance id, never argument values); none by default.</param>
-    public static DurableTaskRegistry AddAgentTurn(this DurableTaskRegistry registry, ToolRegistry tools, ToolHandlers handlers, IChatModel model, TimeProvider? timeProvider = null, ILoggerFactory? loggerFactory = null)
+    public static DurableTaskRegistry AddAgentTurn(this DurableTaskRegistry registry, ToolRegistry tools, ToolHandlers handlers, IChatModel model, TimeProvider? timeProvider = null, ILoggerFactory? loggerFactory = null) =>
+        registry.AddAgentTurn(tools, handlers, model, new AgentTurnOptions { TimeProvider = timeProvider ?? TimeProvider.System, LoggerFactory = loggerFactory });
+
+    /// <summary>
+    /// Adds the turn orchestrator and its activities with <paramref name="options"/> (clock, logs, the key that seals
+    /// sensitive argument values in history, the journal that detects in-doubt writes). Every tool of
+    /// <paramref name="tools"/> must have a handler in <paramref name="handlers"/>, or this throws.
+    /// </summary>
+    /// <param name="registry">The worker's registry.</param>
+    /// <param name="tools">The checked tool set.</param>
+    /// <param name="handlers">The code behind each tool.</param>
+    /// <param name="model">The chat model the Propose activity calls.</param>
+    /// <param name="options">How the turn runs on this worker.</param>
+    public static DurableTaskRegistry AddAgentTurn(this DurableTaskRegistry registry, ToolRegistry tools, ToolHandlers handlers, IChatModel model, AgentTurnOptions options)
     {
         ArgumentNullException.ThrowIfNull(registry);
         ArgumentNullException.ThrowIfNull(tools);
         ArgumentNullException.ThrowIfNull(handlers);
         ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(options);
         var missing = tools.Tools.Where(t => handlers.Find(t.Name) is null).Select(t => t.Name).ToArray();
         if (missing.Length > 0)
         {
             throw new ToolRegistryException(missing.Select(m => $"Tool '{m}' has no handler.").ToArray());
         }
 
-        var time = timeProvider ?? TimeProvider.System;
-        var propose = new ProposeActivity(model, tools);
-        var logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Orchestrator.Agents.Turn");
-        var execute = new ExecuteToolActivity(tools, handlers, time, logger);
+        var logger = (options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Orchestrator.Agents.Turn");
+        var sensitive = tools.Tools.Where(t => t.SensitiveArguments.Count > 0).Select(t => t.Name).ToArray();
+        if (sensitive.Length > 0 && options.SensitiveValues is null)
+        {
+            Log.SensitiveValuesInTheClear(logger, string.Join(", ", sensitive));
+        }
+
+        var propose = new ProposeActivity(model, tools, options.SensitiveValues, logger);
+        var execute = new ExecuteToolActivity(tools, handlers, options, logger);
         return registry
-            .AddOrchestrator(TurnOrchestrator, () => new TurnOrchestrator(tools, logger))
+            .AddOrchestrator(TurnOrchestrator, () => new TurnOrchestrator(tools, logger, options.SensitiveValues))
             .AddOrchestrator(ConversationOrchestrator, () => new ConversationOrchestrator())
             .AddActivity(ProposeActivity, () => propose)
             .AddActivity(ExecuteToolActivity, () => execute);
     }
+}
+
+/// <summary>How the agent turn runs on one worker: its clock, logs and protections. Defaults suit tests; a host sets <see cref="SensitiveValues"/> and <see cref="CallJournal"/>.</summary>
+public sealed record AgentTurnOptions
+{
+    /// <summary>The clock for tool timeouts and rate limits. Default: the system clock.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Where turn and tool logs go (each line carries the turn instance id, never argument values). Default: none.</summary>
+    public ILoggerFactory? LoggerFactory { get; init; }
+
+    /// <summary>
+    /// Seals the values of arguments marked sensitive wherever the turn persists them (the Propose activity's recorded
+    /// reply, the turn's messages and output, ExecuteTool inputs); the handler, validation and the confirmation hash see
+    /// the real values. Null (the default) stores them in the clear, and registration logs a warning when a tool has
+    /// sensitive arguments. Every worker of a task hub needs the same keys.
+    /// </summary>
+    public SensitiveValueProtector? SensitiveValues { get; init; }
+
+    /// <summary>
+    /// Records each write attempt before its handler runs, so a re-run of the same write after a worker died mid-call
+    /// is recognised as in doubt (its tool's Reconcile runs before the retry). Must be durable and shared by every
+    /// worker of the task hub to see across processes (<see cref="SqliteToolCallJournal"/>). Default: an in-memory
+    /// journal per registration, which sees re-runs within this worker process only.
+    /// </summary>
+    public IToolCallJournal? CallJournal { get; init; }
 }
 
 /// <summary>Conversations: start one, send it user messages, find its turns.</summary>
@@ -113,6 +158,24 @@ public static class TurnConfirmations
 {
     /// <summary>The external event that carries the decision on call <paramref name="toolCallId"/>.</summary>
     public static string EventName(string toolCallId) => $"confirm:{toolCallId}";
+
+    /// <summary>
+    /// Seals the sensitive values of edited arguments before they go into a <see cref="ConfirmationDecision"/>, so the
+    /// event payload stored in history holds no secret; the turn opens them with the same keys. Arguments of a tool
+    /// without sensitive arguments come back unchanged.
+    /// </summary>
+    /// <param name="protector">The task hub's <see cref="AgentTurnOptions.SensitiveValues"/>.</param>
+    /// <param name="tools">The tool set.</param>
+    /// <param name="toolName">The tool of the call being decided.</param>
+    /// <param name="editedArguments">The edited arguments (JSON).</param>
+    public static string SealEditedArguments(SensitiveValueProtector protector, ToolRegistry tools, string toolName, string editedArguments)
+    {
+        ArgumentNullException.ThrowIfNull(protector);
+        ArgumentNullException.ThrowIfNull(tools);
+        ArgumentNullException.ThrowIfNull(toolName);
+        ArgumentNullException.ThrowIfNull(editedArguments);
+        return SensitiveArguments.Seal(protector, tools, toolName, editedArguments);
+    }
 
     /// <summary>The turn's custom status, or null when it has none yet.</summary>
     public static async Task<TurnStatus?> GetStatusAsync(DurableTaskClient client, string instanceId, CancellationToken cancellationToken)

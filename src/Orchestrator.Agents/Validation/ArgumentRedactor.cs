@@ -56,18 +56,22 @@ internal static class ArgumentRedactor
         return CanonicalJson.Canonicalize(document.RootElement);
     }
 
-    private static bool Redact(RegisteredTool tool, JsonObject root)
+    private static bool Redact(RegisteredTool tool, JsonObject root) => Replace(tool, root, _ => JsonValue.Create(Marker));
+
+    /// <summary>Replaces every value at a sensitive path (through arrays) with what <paramref name="replace"/> makes of it.</summary>
+    /// <returns>Whether any value was replaced.</returns>
+    internal static bool Replace(RegisteredTool tool, JsonObject root, Func<JsonNode?, JsonNode?> replace)
     {
         var changed = false;
         foreach (var path in tool.SensitivePaths)
         {
-            changed |= RedactPath(root, path.Split('.'), 0);
+            changed |= ReplacePath(root, path.Split('.'), 0, replace);
         }
 
         return changed;
     }
 
-    private static bool RedactPath(JsonNode? node, string[] segments, int index)
+    private static bool ReplacePath(JsonNode? node, string[] segments, int index, Func<JsonNode?, JsonNode?> replace)
     {
         switch (node)
         {
@@ -75,18 +79,18 @@ internal static class ArgumentRedactor
                 var any = false;
                 foreach (var item in array)
                 {
-                    any |= RedactPath(item, segments, index);
+                    any |= ReplacePath(item, segments, index, replace);
                 }
 
                 return any;
             case JsonObject obj when obj.ContainsKey(segments[index]):
                 if (index == segments.Length - 1)
                 {
-                    obj[segments[index]] = Marker;
+                    obj[segments[index]] = replace(obj[segments[index]]);
                     return true;
                 }
 
-                return RedactPath(obj[segments[index]], segments, index + 1);
+                return ReplacePath(obj[segments[index]], segments, index + 1, replace);
             default:
                 return false;
         }

@@ -12,6 +12,28 @@ internal sealed record BfclCase(string Id, string Question, JsonArray Functions,
 /// </summary>
 internal static class Bfcl
 {
+    /// <summary>An argument name no BFCL function has, for the unknown-argument mutation.</summary>
+    internal const string UnknownArgument = "zz_not_an_argument";
+
+    /// <summary>
+    /// Cases whose accepted answer contradicts the case's own schema. Validation must reject exactly
+    /// these, for exactly this reason: the list cannot grow silently.
+    /// </summary>
+    internal static readonly IReadOnlyDictionary<string, (string Tool, string Argument, string Code)> FixtureDefects = new Dictionary<string, (string Tool, string Argument, string Code)>(StringComparer.Ordinal)
+    {
+        // The accepted value is a Python expression string where the schema says array.
+        ["parallel_multiple_21"] = ("linear_regression_fit", "x", "type"),
+
+        // "type" is a property of the transaction items, not of the function.
+        ["parallel_multiple_26"] = ("bank_calculate_balance", "type", "unknown"),
+
+        // Fruit names in an array whose items are declared integer.
+        ["parallel_multiple_94"] = ("sort_list", "elements[0]", "type"),
+
+        // The accepted command is not one of the schema's enum values.
+        ["live_parallel_multiple_2-2-0"] = ("ControlAppliance_execute", "command", "enum"),
+    };
+
     internal static string FixtureDirectory()
     {
         // The fixtures live beside the repository: <repo>/../shared/fixtures/bfcl (CI lays them there too).
@@ -64,11 +86,13 @@ internal static class Bfcl
     /// <summary>BFCL names contain dots; OpenAI-compatible tool names cannot, so dots become underscores (as BFCL's own OpenAI handler does).</summary>
     internal static string ToolName(string bfclName) => bfclName.Replace('.', '_');
 
-    internal static ToolDefinition ToTool(JsonNode function)
+    /// <param name="function">The BFCL function.</param>
+    /// <param name="prefix">Put before the name, so several cases' tools can share one registry.</param>
+    internal static ToolDefinition ToTool(JsonNode function, string prefix = "")
     {
         var parameters = function["parameters"]!.DeepClone();
         return ToolDefinition.FromJsonSchema(
-            ToolName(function["name"]!.GetValue<string>()),
+            prefix + ToolName(function["name"]!.GetValue<string>()),
             function["description"]?.GetValue<string>() is { Length: > 0 } d ? d : "(no description)",
             MapSchema(parameters).ToJsonString());
     }
@@ -129,14 +153,14 @@ internal static class Bfcl
     /// The first accepted answer as calls with ids: per argument the first accepted value, where ""
     /// means "may be omitted" (skipped for optional arguments, the next value taken for required ones).
     /// </summary>
-    internal static IReadOnlyList<ProposedToolCall> AnswerCalls(BfclCase @case, IReadOnlyDictionary<string, JsonObject> schemas)
+    internal static IReadOnlyList<ProposedToolCall> AnswerCalls(BfclCase @case, IReadOnlyDictionary<string, JsonObject> schemas, string prefix = "")
     {
         var calls = new List<ProposedToolCall>();
         foreach (var entry in @case.GroundTruth!)
         {
             foreach (var (bfclName, arguments) in entry!.AsObject())
             {
-                var name = ToolName(bfclName);
+                var name = prefix + ToolName(bfclName);
                 var schema = schemas[name];
                 var chosen = PickAccepted(arguments!.AsObject(), schema);
                 calls.Add(new ProposedToolCall($"call_{calls.Count}", name, chosen.ToJsonString()));
@@ -144,6 +168,54 @@ internal static class Bfcl
         }
 
         return calls;
+    }
+
+    /// <summary>The arguments with the first typed argument given a value of another type, and that argument's name; null when no argument has a declared type.</summary>
+    internal static (JsonObject Arguments, string Name)? WrongTypeMutation(JsonObject arguments, JsonObject schema)
+    {
+        foreach (var (name, _) in arguments)
+        {
+            if (schema["properties"]?[name]?["type"] is not JsonValue type)
+            {
+                continue;
+            }
+
+            JsonNode replacement = type.GetValue<string>() switch
+            {
+                "string" => JsonValue.Create(12345),
+                "integer" or "number" => JsonValue.Create("not-a-number"),
+                "boolean" => JsonValue.Create("not-a-boolean"),
+                "array" => JsonValue.Create("not-an-array"),
+                _ => JsonValue.Create("not-an-object"),
+            };
+            var mutated = arguments.DeepClone().AsObject();
+            mutated[name] = replacement;
+            return (mutated, name);
+        }
+
+        return null;
+    }
+
+    /// <summary>The arguments without their first present required argument, and its name; null when none is present.</summary>
+    internal static (JsonObject Arguments, string Name)? MissingRequiredMutation(JsonObject arguments, JsonObject schema)
+    {
+        var required = (schema["required"] as JsonArray)?.Select(r => r!.GetValue<string>()).FirstOrDefault(arguments.ContainsKey);
+        if (required is null)
+        {
+            return null;
+        }
+
+        var dropped = arguments.DeepClone().AsObject();
+        dropped.Remove(required);
+        return (dropped, required);
+    }
+
+    /// <summary>The arguments with one argument the schema does not have.</summary>
+    internal static (JsonObject Arguments, string Name) UnknownArgumentMutation(JsonObject arguments)
+    {
+        var extended = arguments.DeepClone().AsObject();
+        extended[UnknownArgument] = true;
+        return (extended, UnknownArgument);
     }
 
     private static JsonObject PickAccepted(JsonObject accepted, JsonObject? schema)

@@ -10,27 +10,6 @@ namespace Orchestrator.Agents.Tests.Bfcl;
 /// </summary>
 public sealed class BfclTests(ITestOutputHelper output)
 {
-    private const string UnknownArgument = "zz_not_an_argument";
-
-    /// <summary>
-    /// Cases whose accepted answer contradicts the case's own schema. Validation must reject exactly
-    /// these, for exactly this reason: the list cannot grow silently.
-    /// </summary>
-    private static readonly Dictionary<string, (string Tool, string Argument, string Code)> FixtureDefects = new(StringComparer.Ordinal)
-    {
-        // The accepted value is a Python expression string where the schema says array.
-        ["parallel_multiple_21"] = ("linear_regression_fit", "x", "type"),
-
-        // "type" is a property of the transaction items, not of the function.
-        ["parallel_multiple_26"] = ("bank_calculate_balance", "type", "unknown"),
-
-        // Fruit names in an array whose items are declared integer.
-        ["parallel_multiple_94"] = ("sort_list", "elements[0]", "type"),
-
-        // The accepted command is not one of the schema's enum values.
-        ["live_parallel_multiple_2-2-0"] = ("ControlAppliance_execute", "command", "enum"),
-    };
-
     public static TheoryData<string> AnswerFiles => new()
     {
         "BFCL_v4_parallel.json",
@@ -68,7 +47,7 @@ public sealed class BfclTests(ITestOutputHelper output)
             var validator = new ToolCallValidator(registry);
             var report = validator.ValidateAll(proposed);
             var rejectedAnswers = report.Rejected;
-            if (FixtureDefects.TryGetValue(@case.Id, out var defect))
+            if (Bfcl.FixtureDefects.TryGetValue(@case.Id, out var defect))
             {
                 var expected = rejectedAnswers.SingleOrDefault(r => r.ToolName == defect.Tool
                     && r.Errors.Any(e => e.Argument == defect.Argument && e.Code == defect.Code));
@@ -109,25 +88,21 @@ public sealed class BfclTests(ITestOutputHelper output)
                 var schema = schemas[call.Name];
                 var arguments = JsonNode.Parse(call.RawArguments)!.AsObject();
 
-                if (WrongTypeMutation(arguments, schema) is var (typed, typedName))
+                if (Bfcl.WrongTypeMutation(arguments, schema) is var (typed, typedName))
                 {
                     wrongType++;
                     ExpectRejected(validator, call with { RawArguments = typed.ToJsonString() }, typedName, "type", @case.Id, "wrong type", failures);
                 }
 
-                var required = (schema["required"] as JsonArray)?.Select(r => r!.GetValue<string>()).FirstOrDefault(arguments.ContainsKey);
-                if (required is not null)
+                if (Bfcl.MissingRequiredMutation(arguments, schema) is var (dropped, required))
                 {
                     missingRequired++;
-                    var dropped = arguments.DeepClone().AsObject();
-                    dropped.Remove(required);
                     ExpectRejected(validator, call with { RawArguments = dropped.ToJsonString() }, required, "required", @case.Id, "missing required", failures);
                 }
 
                 unknown++;
-                var extended = arguments.DeepClone().AsObject();
-                extended[UnknownArgument] = true;
-                ExpectRejected(validator, call with { RawArguments = extended.ToJsonString() }, UnknownArgument, "unknown", @case.Id, "unknown argument", failures);
+                var (extended, unknownName) = Bfcl.UnknownArgumentMutation(arguments);
+                ExpectRejected(validator, call with { RawArguments = extended.ToJsonString() }, unknownName, "unknown", @case.Id, "unknown argument", failures);
             }
 
             if (failures.Count == caseFailures)
@@ -193,31 +168,6 @@ public sealed class BfclTests(ITestOutputHelper output)
             failures.Add($"{@case.Id}: tool set refused: {ex.Message}");
             return null;
         }
-    }
-
-    private static (JsonObject Arguments, string Name)? WrongTypeMutation(JsonObject arguments, JsonObject schema)
-    {
-        foreach (var (name, _) in arguments)
-        {
-            if (schema["properties"]?[name]?["type"] is not JsonValue type)
-            {
-                continue;
-            }
-
-            JsonNode replacement = type.GetValue<string>() switch
-            {
-                "string" => JsonValue.Create(12345),
-                "integer" or "number" => JsonValue.Create("not-a-number"),
-                "boolean" => JsonValue.Create("not-a-boolean"),
-                "array" => JsonValue.Create("not-an-array"),
-                _ => JsonValue.Create("not-an-object"),
-            };
-            var mutated = arguments.DeepClone().AsObject();
-            mutated[name] = replacement;
-            return (mutated, name);
-        }
-
-        return null;
     }
 
     private static void ExpectRejected(ToolCallValidator validator, ProposedToolCall call, string argument, string code, string caseId, string mutation, List<string> failures)
