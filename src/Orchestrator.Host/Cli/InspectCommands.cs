@@ -106,9 +106,10 @@ internal static class InspectCommands
         await stdout.WriteLineAsync($"History of {id} ({history.Count} events, current execution):").ConfigureAwait(false);
         foreach (HistoryEvent e in history)
         {
-            string detail = r.Redact(Describe(e));
+            // Payloads are JSON inside JSON: show the inner quotes as \" rather than \u0022 so a person can read them.
+            string detail = r.Redact(Describe(e)).Replace("\\u0022", "\\\"", StringComparison.Ordinal);
             string eventId = e.EventId >= 0 ? $"#{e.EventId}" : string.Empty;
-            await stdout.WriteLineAsync($"  {e.Timestamp.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.fff", CultureInfo.InvariantCulture)}  {eventId,-5} {e.GetType().Name.Replace("Event", string.Empty, StringComparison.Ordinal),-34} {detail}").ConfigureAwait(false);
+            await stdout.WriteLineAsync($"  {e.Timestamp.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.fff", CultureInfo.InvariantCulture)}  {eventId,-5} {e.EventType,-32} {detail}").ConfigureAwait(false);
         }
 
         return 0;
