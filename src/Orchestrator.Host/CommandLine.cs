@@ -26,15 +26,15 @@ internal static class CommandLine
                     HostSettings settings = HostSettings.Load(ConfigDirectory());
                     return await DemoCommand.RunAsync(options, settings, stdout, cancellationToken).ConfigureAwait(false);
                 case "status":
-                    return await InspectCommands.StatusAsync(args.AsMemory(1), HostSettings.Load(ConfigDirectory()), stdout, stderr, cancellationToken).ConfigureAwait(false);
+                    return await InspectCommands.StatusAsync(args.AsMemory(1), cli.Settings ?? HostSettings.Load(ConfigDirectory()), stdout, stderr, cancellationToken).ConfigureAwait(false);
                 case "history":
-                    return await InspectCommands.HistoryAsync(args.AsMemory(1), HostSettings.Load(ConfigDirectory()), stdout, stderr, cancellationToken).ConfigureAwait(false);
+                    return await InspectCommands.HistoryAsync(args.AsMemory(1), cli.Settings ?? HostSettings.Load(ConfigDirectory()), stdout, stderr, cancellationToken).ConfigureAwait(false);
                 case "approve" or "reject":
-                    return await DecideCommand.RunAsync(args[0] == "approve", args.AsMemory(1), HostSettings.Load(ConfigDirectory()), cli, stdout, stderr, cancellationToken).ConfigureAwait(false);
+                    return await DecideCommand.RunAsync(args[0] == "approve", args.AsMemory(1), cli.Settings ?? HostSettings.Load(ConfigDirectory()), cli, stdout, stderr, cancellationToken).ConfigureAwait(false);
                 case "purge":
-                    return await PurgeCommand.RunAsync(args.AsMemory(1), HostSettings.Load(ConfigDirectory()), cli, stdout, stderr, cancellationToken).ConfigureAwait(false);
+                    return await PurgeCommand.RunAsync(args.AsMemory(1), cli.Settings ?? HostSettings.Load(ConfigDirectory()), cli, stdout, stderr, cancellationToken).ConfigureAwait(false);
                 case "replay":
-                    return await ReplayCommand.RunAsync(args.AsMemory(1), HostSettings.Load(ConfigDirectory()), cli, stdout, stderr, cancellationToken).ConfigureAwait(false);
+                    return await ReplayCommand.RunAsync(args.AsMemory(1), cli.Settings ?? HostSettings.Load(ConfigDirectory()), cli, stdout, stderr, cancellationToken).ConfigureAwait(false);
                 default:
                     await stderr.WriteLineAsync($"Unknown command '{args[0]}'.\n{Usage}").ConfigureAwait(false);
                     return 2;

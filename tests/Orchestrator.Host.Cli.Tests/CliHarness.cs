@@ -5,6 +5,7 @@ using Orchestrator.Agents;
 using Orchestrator.Agents.Models;
 using Orchestrator.Agents.Models.Scripted;
 using Orchestrator.Durable;
+using Orchestrator.Durable.Backend;
 using Orchestrator.Durable.Client;
 using Orchestrator.Durable.Sqlite;
 using Orchestrator.Durable.Worker;
@@ -20,14 +21,15 @@ namespace Orchestrator.Host.Cli.Tests;
 internal sealed class CliHarness : IAsyncDisposable
 {
     private static int s_counter;
-    private readonly SqliteOrchestrationBackend _backend;
+    private readonly IOrchestrationBackend _backend;
     private readonly DurableTaskWorker _worker;
     private readonly WebApplication _payments;
     private readonly ScriptedChatServer _server;
     private int _refundHandlerCalls;
 
-    private CliHarness(string db, ScriptedChatServer server, WebApplication payments, HttpClient paymentsClient, SqliteOrchestrationBackend backend, DurableTaskWorker worker, AgentDefinition agent)
+    private CliHarness(string db, ScriptedChatServer server, WebApplication payments, HttpClient paymentsClient, IOrchestrationBackend backend, DurableTaskWorker worker, AgentDefinition agent, HostSettings? settings)
     {
+        Settings = settings;
         Db = db;
         _server = server;
         _payments = payments;
@@ -39,6 +41,9 @@ internal sealed class CliHarness : IAsyncDisposable
     }
 
     public string Db { get; }
+
+    /// <summary>The settings the CLI runs with: null for the SQLite file <see cref="Db"/> (passed as --db), else Azure Storage.</summary>
+    public HostSettings? Settings { get; }
 
     public HttpClient PaymentsClient { get; }
 
@@ -66,7 +71,9 @@ internal sealed class CliHarness : IAsyncDisposable
         Timeout = TimeSpan.FromSeconds(10),
     };
 
-    public static async Task<CliHarness> StartAsync(Action<DurableTaskRegistry>? extra = null)
+    /// <param name="extra">More orchestrators for the worker.</param>
+    /// <param name="settings">Azure Storage settings to run on; null for a SQLite file.</param>
+    public static async Task<CliHarness> StartAsync(Action<DurableTaskRegistry>? extra = null, HostSettings? settings = null)
     {
         string db = Path.Combine(Path.GetTempPath(), $"cli-{Environment.ProcessId}-{Interlocked.Increment(ref s_counter)}-{Environment.TickCount64}.db");
         WebApplication payments = PaymentsApp.Build(["--urls", "http://127.0.0.1:0", "--db", db + ".payments", "--Logging:LogLevel:Default", "Warning"]);
@@ -93,13 +100,13 @@ internal sealed class CliHarness : IAsyncDisposable
             });
         var agent = new AgentDefinition("cli-test", new ToolRegistryBuilder().AddRange([LookupOrder, ProcessRefund]).Build(), handlers, model);
 
-        var backend = new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = db });
+        IOrchestrationBackend backend = settings?.CreateBackend() ?? new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = db });
         await backend.CreateIfNotExistsAsync(CancellationToken.None);
         var registry = new DurableTaskRegistry().AddAgentTurn(agent.Tools, agent.Handlers, agent.Model);
         extra?.Invoke(registry);
         var worker = new DurableTaskWorker(backend, registry, new DurableTaskWorkerOptions { MaxPollingInterval = TimeSpan.FromMilliseconds(50) });
         await worker.StartAsync(CancellationToken.None);
-        self = new CliHarness(db, server, payments, paymentsClient, backend, worker, agent);
+        self = new CliHarness(db, server, payments, paymentsClient, backend, worker, agent, settings);
         return self;
     }
 
@@ -138,7 +145,9 @@ internal sealed class CliHarness : IAsyncDisposable
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        int code = await CommandLine.RunAsync([.. args, "--db", Db], stdout, stderr, context, CancellationToken.None);
+        int code = Settings is null
+            ? await CommandLine.RunAsync([.. args, "--db", Db], stdout, stderr, context, CancellationToken.None)
+            : await CommandLine.RunAsync(args, stdout, stderr, context with { Settings = Settings }, CancellationToken.None);
         return new CliRun(code, stdout.ToString(), stderr.ToString());
     }
 

@@ -16,6 +16,9 @@ internal sealed record CliContext
     /// <summary>Builds the agent the host runs; only <c>replay</c> calls it (status, history, approve, reject and purge need no agent).</summary>
     public Func<HostSettings, ILoggerFactory, CancellationToken, Task<HostAgentRuntime>> AgentFactory { get; init; } = HostAgents.CreateDefaultAsync;
 
+    /// <summary>The settings to use; null (the default) loads them from host.json, local.settings.json and the environment.</summary>
+    public HostSettings? Settings { get; init; }
+
     /// <summary>The clock confirmations' expiry and purge ages are measured on.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 }
