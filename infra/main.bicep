@@ -45,7 +45,10 @@ param webhookSecret string
 param managementKey string
 
 @description('Path of the host\'s liveness endpoint.')
-param healthPath string = '/health'
+param healthPath string = '/healthz'
+
+@description('Path of the host\'s readiness endpoint.')
+param readyPath string = '/readyz'
 
 @description('Replicas always running: at least 1, since a worker must run for orchestrations to make progress.')
 @minValue(1)
@@ -274,6 +277,14 @@ resource app 'Microsoft.App/containerApps@2024-03-01' = {
                 port: 8080
               }
               periodSeconds: 30
+            }
+            {
+              type: 'Readiness'
+              httpGet: {
+                path: readyPath
+                port: 8080
+              }
+              periodSeconds: 10
             }
           ]
         }

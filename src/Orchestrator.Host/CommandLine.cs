@@ -2,7 +2,7 @@ using Orchestrator.Host.Cli;
 
 namespace Orchestrator.Host;
 
-/// <summary>The host's command line: <c>demo</c> today; <c>serve</c> and the management commands arrive with the HTTP host.</summary>
+/// <summary>The host's command line: <c>demo</c>, <c>serve</c> and the management commands (<c>Cli/</c>: status, history, approve, reject, purge, replay).</summary>
 internal static class CommandLine
 {
     public static Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken) =>
@@ -21,10 +21,6 @@ internal static class CommandLine
         {
             switch (args[0])
             {
-                case "demo":
-                    DemoOptions options = DemoOptions.Parse(args.AsSpan(1));
-                    HostSettings settings = HostSettings.Load(ConfigDirectory());
-                    return await DemoCommand.RunAsync(options, settings, stdout, cancellationToken).ConfigureAwait(false);
                 case "status":
                     return await InspectCommands.StatusAsync(args.AsMemory(1), cli.Settings ?? HostSettings.Load(ConfigDirectory()), stdout, stderr, cancellationToken).ConfigureAwait(false);
                 case "history":
@@ -35,6 +31,10 @@ internal static class CommandLine
                     return await PurgeCommand.RunAsync(args.AsMemory(1), cli.Settings ?? HostSettings.Load(ConfigDirectory()), cli, stdout, stderr, cancellationToken).ConfigureAwait(false);
                 case "replay":
                     return await ReplayCommand.RunAsync(args.AsMemory(1), cli.Settings ?? HostSettings.Load(ConfigDirectory()), cli, stdout, stderr, cancellationToken).ConfigureAwait(false);
+                case "demo":
+                    DemoOptions options = DemoOptions.Parse(args.AsSpan(1));
+                    HostSettings settings = HostSettings.Load(ConfigDirectory());
+                    return await DemoCommand.RunAsync(options, settings, stdout, cancellationToken).ConfigureAwait(false);
                 default:
                     await stderr.WriteLineAsync($"Unknown command '{args[0]}'.\n{Usage}").ConfigureAwait(false);
                     return 2;

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Orchestrator.Agents;
+using Orchestrator.Agents.Models;
 using Orchestrator.Durable;
 using Orchestrator.Durable.History;
 
@@ -259,5 +260,33 @@ public sealed class ManagementCommandTests
             Assert.True(run.ExitCode == 1, $"{string.Join(' ', args)}: {run}");
             Assert.Contains("nope", run.Stderr, StringComparison.Ordinal);
         }
+    }
+}
+
+public sealed class ConversationCommandTests
+{
+    [Fact(Timeout = 90_000)]
+    public async Task StatusAndReplay_Conversation_ShowTurnsAndReplayAfterContinueAsNew()
+    {
+        await using var h = await CliHarness.StartAsync();
+        await Conversations.StartAsync(h.Client, new ConversationState("c1", [ModelMessage.System("You are a support agent.")]), CancellationToken.None);
+        await Conversations.SendUserMessageAsync(h.Client, "c1", "Order A8472 arrived broken. Please refund the $47.", CancellationToken.None);
+        string turn = Conversations.TurnInstanceId("c1", 1);
+        await Eventually.TrueAsync(async () => (await TurnConfirmations.GetStatusAsync(h.Client, turn, CancellationToken.None)) is { PendingConfirmations.Count: 1 }, "the first turn waits");
+
+        CliRun during = await h.RunAsync("status", "c1");
+        Assert.True(during.ExitCode == 0, during.ToString());
+        Assert.Contains($"Current    {turn}", during.Stdout, StringComparison.Ordinal);
+
+        Assert.Equal(0, (await h.RunAsync("approve", $"{turn}/call_2")).ExitCode);
+        await Eventually.TrueAsync(async () => (await Conversations.GetStatusAsync(h.Client, "c1", CancellationToken.None)) is { Turns: 1 }, "the conversation records its first turn");
+
+        CliRun after = await h.RunAsync("status", "c1");
+        Assert.Contains("Turns      1", after.Stdout, StringComparison.Ordinal);
+        Assert.Contains("Last turn  Answered: Your refund of $47.00 for order A8472 is done.", after.Stdout, StringComparison.Ordinal);
+        CliRun replay = await h.RunAsync("replay", "c1");
+        Assert.True(replay.ExitCode == 0, replay.ToString());
+        Assert.Contains("Deterministic: yes", replay.Stdout, StringComparison.Ordinal);
+        Assert.Single(await h.LedgerAsync());
     }
 }
