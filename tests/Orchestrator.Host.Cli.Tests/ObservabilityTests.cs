@@ -5,6 +5,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Metrics;
 using OpenTelemetry.Trace;
 using Orchestrator.Agents;
 using Orchestrator.Agents.Models;
@@ -204,6 +205,22 @@ public sealed class ObservabilityTests
 
         Assert.Equal(["episode", "turn"], exported.Select(a => a.DisplayName).Order().ToArray());
         Assert.Equal("conv-1", exported.Single(a => a.DisplayName == "turn").GetTagItem("conversation.id"));
+    }
+
+    [Fact]
+    public void AddMeters_AgentAndEngineMeters_Collected_OthersNot()
+    {
+        var metrics = new List<OpenTelemetry.Metrics.Metric>();
+        using (var provider = HostObservability.AddMeters(OpenTelemetry.Sdk.CreateMeterProviderBuilder()).AddInMemoryExporter(metrics).Build())
+        {
+            using var agents = new System.Diagnostics.Metrics.Meter(HostObservability.AgentsSource);
+            using var other = new System.Diagnostics.Metrics.Meter("Somebody.Else");
+            agents.CreateCounter<long>("agent.tool_calls").Add(3);
+            other.CreateCounter<long>("ignored").Add(1);
+            provider.ForceFlush();
+        }
+
+        Assert.Equal(["agent.tool_calls"], metrics.Select(m => m.Name).Distinct().ToArray());
     }
 
     [Fact]
