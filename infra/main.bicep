@@ -65,6 +65,9 @@ param logRetentionDays int = 30
 var suffix = uniqueString(resourceGroup().id, namePrefix)
 var storageName = toLower(take('${namePrefix}st${suffix}', 24))
 var vaultName = take('${namePrefix}-kv-${suffix}', 24)
+// Container Apps names must be lower case.
+var appName = toLower('${namePrefix}-host')
+var environmentName = toLower('${namePrefix}-env-${suffix}')
 
 // Built-in role definition ids (the same in every tenant).
 var roles = {
@@ -185,7 +188,7 @@ resource vaultRole 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 }
 
 resource environment 'Microsoft.App/managedEnvironments@2024-03-01' = {
-  name: '${namePrefix}-env-${suffix}'
+  name: environmentName
   location: location
   properties: {
     appLogsConfiguration: {
@@ -199,7 +202,7 @@ resource environment 'Microsoft.App/managedEnvironments@2024-03-01' = {
 }
 
 resource app 'Microsoft.App/containerApps@2024-03-01' = {
-  name: '${namePrefix}-host'
+  name: appName
   location: location
   identity: {
     type: 'UserAssigned'
