@@ -1,9 +1,15 @@
+using Orchestrator.Host.Cli;
+
 namespace Orchestrator.Host;
 
-/// <summary>The host's command line: <c>demo</c> today; <c>serve</c> and the management commands arrive with the HTTP host.</summary>
+/// <summary>The host's command line: <c>demo</c>, <c>serve</c> and the management commands (<c>Cli/</c>: status, history, approve, reject, purge, replay).</summary>
 internal static class CommandLine
 {
-    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    public static Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken) =>
+        RunAsync(args, stdout, stderr, CliContext.Default, cancellationToken);
+
+    /// <summary>Runs a command; tests pass their own <paramref name="cli"/> (agent for replay, clock).</summary>
+    internal static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CliContext cli, CancellationToken cancellationToken)
     {
         if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
         {
@@ -15,6 +21,16 @@ internal static class CommandLine
         {
             switch (args[0])
             {
+                case "status":
+                    return await InspectCommands.StatusAsync(args.AsMemory(1), cli.Settings ?? HostSettings.Load(ConfigDirectory()), stdout, stderr, cancellationToken).ConfigureAwait(false);
+                case "history":
+                    return await InspectCommands.HistoryAsync(args.AsMemory(1), cli.Settings ?? HostSettings.Load(ConfigDirectory()), stdout, stderr, cancellationToken).ConfigureAwait(false);
+                case "approve" or "reject":
+                    return await DecideCommand.RunAsync(args[0] == "approve", args.AsMemory(1), cli.Settings ?? HostSettings.Load(ConfigDirectory()), cli, stdout, stderr, cancellationToken).ConfigureAwait(false);
+                case "purge":
+                    return await PurgeCommand.RunAsync(args.AsMemory(1), cli.Settings ?? HostSettings.Load(ConfigDirectory()), cli, stdout, stderr, cancellationToken).ConfigureAwait(false);
+                case "replay":
+                    return await ReplayCommand.RunAsync(args.AsMemory(1), cli.Settings ?? HostSettings.Load(ConfigDirectory()), cli, stdout, stderr, cancellationToken).ConfigureAwait(false);
                 case "demo":
                     DemoOptions options = DemoOptions.Parse(args.AsSpan(1));
                     HostSettings settings = HostSettings.Load(ConfigDirectory());
@@ -52,6 +68,28 @@ internal static class CommandLine
               given), the refund runs once with its idempotency key against the payments service (in process
               unless Payments:BaseUrl is set), a repeated refund is refused as already done, and the model
               answers. --json prints a JSON summary as the last line; --db sets the SQLite file.
+
+        management commands (on the configured backend: AzureWebJobsStorage / host.json, or --db PATH
+        for a SQLite file; --json prints one JSON object instead of text; progress goes to stderr):
+          status <id> [--json]
+              An instance's runtime status; for a turn its phase, plan, pending confirmations (each
+              named <turnInstanceId>/<toolCallId>), decisions and answer; for a conversation its turns.
+          history <id> [--json]
+              The recorded history of the instance's current execution, one event a line (--json:
+              the engine's persisted event list).
+          approve <turnInstanceId>/<toolCallId> [--hash H] [--by NAME] [--json]
+          reject  <turnInstanceId>/<toolCallId> [--hash H] [--by NAME] [--json]
+              Shows the confirmation card (tool, summary, exact arguments, hash, expiry) and sends the
+              decision bound to the hash it showed; --hash insists on a hash seen elsewhere. A refused
+              decision (not pending, already decided, expired, hash mismatch) exits 1 with the reason.
+          purge <id> | purge [--status completed,failed,terminated] [--older-than 7d] [--json]
+              Deletes one finished instance with its history, or every finished instance matching the
+              filter (age by creation time: s, m, h, d). Running instances are never purged.
+          replay <id> [--json]
+              Re-runs the stored agent orchestration (turn or conversation) against its history with
+              the current code, every tool and the model stubbed (no effect can fire, nothing is
+              written); reports whether it replays deterministically (exit 0) or the non-determinism
+              error (exit 1), and what it would do next.
         """;
 }
 

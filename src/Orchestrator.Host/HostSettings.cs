@@ -51,6 +51,14 @@ internal sealed record HostSettings
 
         // As in Azure Functions: an environment variable overrides local.settings.json's Values.
         string? storage = config["AzureWebJobsStorage"] ?? config["Values:AzureWebJobsStorage"];
+        if (storage is null && (config.GetSection("AzureWebJobsStorage").GetChildren().Any() || config.GetSection("Values:AzureWebJobsStorage").GetChildren().Any()
+            || config["Values:AzureWebJobsStorage__accountName"] is not null))
+        {
+            // AzureWebJobsStorage__accountName (infra/main.bicep): falling back to the embedded SQLite file here would
+            // put production state on a container's disk, so refuse until the Azure backend takes a TokenCredential.
+            throw new InvalidOperationException("Setting AzureWebJobsStorage__accountName (an identity-based storage connection) is not supported by the Azure Storage backend yet; set AzureWebJobsStorage to a connection string.");
+        }
+
         bool azure = storage is not null
             && (storage.StartsWith("UseDevelopmentStorage=true", StringComparison.OrdinalIgnoreCase)
                 || storage.Contains("AccountName=", StringComparison.OrdinalIgnoreCase)
