@@ -114,7 +114,14 @@ public sealed class ScriptedChatServerTests
 
         await TestWait.EventuallyAsync(() => server.Requests.Count == 1, because: "the request should arrive");
         Assert.False(call.IsCompleted);
-        clock.Advance(TimeSpan.FromSeconds(30));
+
+        // The request is recorded just before the server starts its delay, so the first advance can land before the
+        // timer exists; advance again (bounded) until the reply comes. Only the fake clock moves the reply on.
+        for (int i = 0; i < 100 && !call.IsCompleted; i++)
+        {
+            clock.Advance(TimeSpan.FromSeconds(30));
+            await Task.WhenAny(call, Task.Delay(TimeSpan.FromMilliseconds(100)));
+        }
 
         Assert.Equal("slow", (await call.WaitAsync(TimeSpan.FromSeconds(10))).Text);
     }
