@@ -134,6 +134,8 @@ internal sealed class ServeHost : IAsyncDisposable
         // Messages are at most 32 K characters and decisions small: a 1 MB cap refuses oversized payloads before they are read.
         builder.WebHost.UseKestrel(k => k.Limits.MaxRequestBodySize = 1024 * 1024).UseUrls([.. options.Urls]);
         options.ConfigureLogging?.Invoke(builder.Logging);
+        // ASP.NET Core's request logs carry the query string, where conversation tokens travel: keep them below Warning.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         IServiceCollection services = builder.Services;
         services.AddSingleton(options);
         services.AddSingleton(options.Settings);
