@@ -35,6 +35,11 @@ internal static class CommandLine
                     DemoOptions options = DemoOptions.Parse(args.AsSpan(1));
                     HostSettings settings = HostSettings.Load(ConfigDirectory());
                     return await DemoCommand.RunAsync(options, settings, stdout, cancellationToken).ConfigureAwait(false);
+                case "serve":
+                    Api.ServeCommandOptions serveOptions = Api.ServeCommandOptions.Parse(args.AsSpan(1));
+                    HostSettings serveSettings = HostSettings.Load(ConfigDirectory());
+                    Api.ApiSettings api = Api.ApiSettings.Load(ConfigDirectory(), serveSettings);
+                    return await Api.ServeCommand.RunAsync(serveOptions, serveSettings, api, stdout, cancellationToken).ConfigureAwait(false);
                 default:
                     await stderr.WriteLineAsync($"Unknown command '{args[0]}'.\n{Usage}").ConfigureAwait(false);
                     return 2;
@@ -68,6 +73,12 @@ internal static class CommandLine
               given), the refund runs once with its idempotency key against the payments service (in process
               unless Payments:BaseUrl is set), a repeated refund is refused as already done, and the model
               answers. --json prints a JSON summary as the last line; --db sets the SQLite file.
+
+          serve [--urls URL[;URL]] [--db PATH]
+              Runs the HTTP API (conversations, confirmations, approvals, confirmation webhook, OpenAPI
+              at /openapi/v1.json, /healthz, /readyz), the durable worker and, when configured, the
+              queue trigger. Listens on http://127.0.0.1:7071 by default. Without Management:Key it
+              generates a key, prints it once and listens on loopback only.
 
         management commands (on the configured backend: AzureWebJobsStorage / host.json, or --db PATH
         for a SQLite file; --json prints one JSON object instead of text; progress goes to stderr):
