@@ -32,7 +32,9 @@ internal static class DemoCommand
 
         await using HostAgentRuntime runtime = await HostAgents.CreateDefaultAsync(settings, NullLoggerFactory.Instance, cancellationToken).ConfigureAwait(false);
         AgentDefinition agent = runtime.Agent;
-        DurableTaskRegistry registry = new DurableTaskRegistry().AddAgentTurn(agent.Tools, agent.Handlers, agent.Model);
+        AgentTurnOptions turnOptions = HostTurnOptions.Create(settings, NullLoggerFactory.Instance);
+        using var journal = turnOptions.CallJournal as IDisposable;
+        DurableTaskRegistry registry = new DurableTaskRegistry().AddAgentTurn(agent.Tools, agent.Handlers, agent.Model, turnOptions);
         await using IOrchestrationBackend backend = settings.CreateBackend();
         await using var worker = new DurableTaskWorker(backend, registry, new DurableTaskWorkerOptions
         {

@@ -39,6 +39,20 @@ internal sealed record HostSettings
     /// <summary>Payments:BaseUrl, the payments service the agent's payment tools call; null starts the sample one in process.</summary>
     public Uri? PaymentsBaseUrl { get; init; }
 
+    /// <summary>
+    /// Agents:SensitiveValuesKey, base64 of 32 bytes: the AES-GCM key that seals argument values marked sensitive in
+    /// stored history. Agents:PreviousSensitiveValuesKeys (space-separated) still open older histories. When absent, the
+    /// SQLite default keeps a generated key in a file next to its database; the Azure Storage backend then stores them in
+    /// the clear, with a warning.
+    /// </summary>
+    public string? SensitiveValuesKey { get; init; }
+
+    /// <summary>Agents:PreviousSensitiveValuesKeys: keys retired by a rotation, still used to open older histories.</summary>
+    public IReadOnlyList<string> PreviousSensitiveValuesKeys { get; init; } = [];
+
+    /// <summary>Agents:ContextWindowTokens: the model's context window, for the startup report of what the tool schemas cost. Default 128,000.</summary>
+    public int ContextWindowTokens { get; init; } = 128_000;
+
     public static HostSettings Load(string directory)
     {
         IConfiguration config = new ConfigurationBuilder()
@@ -71,8 +85,25 @@ internal sealed record HostSettings
         }
 
         (Uri? modelEndpoint, string? modelApiKey, string? modelName, Uri? paymentsBaseUrl) = ReadAgentSettings(config);
+        string? sealingKey = ReadValue(config, "Agents:SensitiveValuesKey");
+        string[] previousKeys = (ReadValue(config, "Agents:PreviousSensitiveValuesKeys") ?? string.Empty).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        foreach (string key in previousKeys.Prepend(sealingKey).OfType<string>())
+        {
+            if (!IsSealingKey(key))
+            {
+                throw new InvalidOperationException("Setting Agents:SensitiveValuesKey / Agents:PreviousSensitiveValuesKeys must be base64 of 32 bytes.");
+            }
+        }
+
+        string? rawWindow = ReadValue(config, "Agents:ContextWindowTokens");
+        int? window = rawWindow is null ? null
+            : int.TryParse(rawWindow, out int w) && w > 0 ? w
+            : throw new InvalidOperationException($"Setting Agents:ContextWindowTokens must be a positive integer; it is '{rawWindow}'.");
         return settings with
         {
+            SensitiveValuesKey = sealingKey,
+            PreviousSensitiveValuesKeys = previousKeys,
+            ContextWindowTokens = window ?? settings.ContextWindowTokens,
             ModelEndpoint = modelEndpoint,
             ModelApiKey = modelApiKey,
             ModelName = modelName,
@@ -131,6 +162,12 @@ internal sealed record HostSettings
         }
 
         return (endpoint, ReadValue(config, "Model:ApiKey"), name, ReadHttpUrl(config, "Payments:BaseUrl"));
+    }
+
+    private static bool IsSealingKey(string key)
+    {
+        Span<byte> bytes = stackalloc byte[48];
+        return Convert.TryFromBase64String(key, bytes, out int written) && written == 32;
     }
 
     private static string? ReadValue(IConfiguration config, string key)

@@ -9,6 +9,8 @@ using Microsoft.Extensions.Logging;
 using Microsoft.OpenApi;
 using Orchestrator.Durable.Backend;
 
+using Orchestrator.Host.Observability;
+
 namespace Orchestrator.Host.Api;
 
 /// <summary>How to run <c>serve</c>.</summary>
@@ -134,6 +136,9 @@ internal sealed class ServeHost : IAsyncDisposable
         WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         // Messages are at most 32 K characters and decisions small: a 1 MB cap refuses oversized payloads before they are read.
         builder.WebHost.UseKestrel(k => k.Limits.MaxRequestBodySize = 1024 * 1024).UseUrls([.. options.Urls]);
+        // JSON log lines with correlation ids and secrets redacted; traces and metrics of the agent layer and the engine
+        // (OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set). Tests add their own providers after it.
+        builder.AddHostObservability(options.Settings);
         options.ConfigureLogging?.Invoke(builder.Logging);
         // ASP.NET Core's request logs carry the query string, where conversation tokens travel: keep them below Warning.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);

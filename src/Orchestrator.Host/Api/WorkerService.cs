@@ -10,11 +10,15 @@ namespace Orchestrator.Host.Api;
 internal sealed class WorkerService(ConversationRuntime runtime, HostSettings settings, ServeOptions options, ILoggerFactory loggerFactory) : IHostedService, IAsyncDisposable
 {
     private DurableTaskWorker? worker;
+    private IDisposable? journal;
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         AgentDefinition agent = runtime.Agent;
-        DurableTaskRegistry registry = new DurableTaskRegistry().AddAgentTurn(agent.Tools, agent.Handlers, agent.Model, loggerFactory: loggerFactory);
+        AgentTurnOptions turnOptions = HostTurnOptions.Create(settings, loggerFactory, options.DataSource);
+        this.journal = turnOptions.CallJournal as IDisposable;
+        HostTurnOptions.LogSchemaCost(agent, settings, loggerFactory.CreateLogger("Orchestrator.Host"));
+        DurableTaskRegistry registry = new DurableTaskRegistry().AddAgentTurn(agent.Tools, agent.Handlers, agent.Model, turnOptions);
         this.worker = new DurableTaskWorker(
             runtime.Backend,
             registry,
@@ -42,5 +46,7 @@ internal sealed class WorkerService(ConversationRuntime runtime, HostSettings se
         {
             await this.worker.DisposeAsync().ConfigureAwait(false);
         }
+
+        this.journal?.Dispose();
     }
 }

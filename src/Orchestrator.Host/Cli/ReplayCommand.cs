@@ -35,7 +35,10 @@ internal static class ReplayCommand
         await stderr.WriteLineAsync($"replay: read {history.Count} history events of {m.Name} '{id}'; building the agent with stubbed tools...").ConfigureAwait(false);
         await using HostAgentRuntime runtime = await context.AgentFactory(settings, NullLoggerFactory.Instance, cancellationToken).ConfigureAwait(false);
         var stubs = new ReplayStubs(runtime.Agent.Tools);
-        DurableTaskRegistry registry = new DurableTaskRegistry().AddAgentTurn(runtime.Agent.Tools, stubs.Handlers, stubs.Model);
+        // The same sealing key as the host that wrote the history (sealed values are opened in memory only); no journal:
+        // replay runs no activity.
+        AgentTurnOptions turnOptions = HostTurnOptions.Create(settings, NullLoggerFactory.Instance, a.Db, withJournal: false);
+        DurableTaskRegistry registry = new DurableTaskRegistry().AddAgentTurn(runtime.Agent.Tools, stubs.Handlers, stubs.Model, turnOptions);
         if (!registry.ContainsOrchestrator(m.Name))
         {
             await stderr.WriteLineAsync($"error: instance '{id}' runs '{m.Name}'; replay re-runs the agent's orchestrations ({string.Join(", ", registry.OrchestratorNames)}).").ConfigureAwait(false);
