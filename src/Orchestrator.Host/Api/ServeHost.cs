@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Orchestrator.Durable.Backend;
+using Orchestrator.Host.Approvals;
 
 namespace Orchestrator.Host.Api;
 
@@ -161,6 +162,7 @@ internal sealed class ServeHost : IAsyncDisposable
         app.MapWebhookEndpoints();
         app.MapApprovalEndpoints();
         app.MapHealthEndpoints();
+        app.MapApprovalsPage();
         return app;
     }
 
