@@ -24,7 +24,6 @@ internal static class ApprovalsPage
     private static readonly (string Route, string Resource, string ContentType)[] Files =
     [
         (Path, "index.html", "text/html; charset=utf-8"),
-        (Path + "/", "index.html", "text/html; charset=utf-8"),
         (Path + "/approvals.js", "approvals.js", "text/javascript; charset=utf-8"),
         (Path + "/approvals.css", "approvals.css", "text/css; charset=utf-8"),
     ];

@@ -172,16 +172,16 @@
       el('label', { text: 'Edit the arguments (JSON); the server validates them again before anything runs.' }),
       textarea,
       el('div', { class: 'actions' },
-        el('button', { type: 'button', class: 'approve approve-edited', onclick: () => approveEdited() }, 'Approve with these arguments'),
-        el('button', { type: 'button', class: 'cancel-edit', onclick: () => { editor.hidden = true; } }, 'Cancel')));
+        el('button', { type: 'button', class: 'approve', 'data-action': 'approve-edited', onclick: () => approveEdited() }, 'Approve with these arguments'),
+        el('button', { type: 'button', 'data-action': 'cancel-edit', onclick: () => { editor.hidden = true; } }, 'Cancel')));
     editor.hidden = true;
 
     const buttons = [
-      el('button', { type: 'button', class: 'approve', onclick: () => decide({ decision: 'approve' }) }, 'Approve'),
-      el('button', { type: 'button', class: 'reject', onclick: () => decide({ decision: 'reject' }) }, 'Reject'),
+      el('button', { type: 'button', class: 'approve', 'data-action': 'approve', onclick: () => decide({ decision: 'approve' }) }, 'Approve'),
+      el('button', { type: 'button', class: 'reject', 'data-action': 'reject', onclick: () => decide({ decision: 'reject' }) }, 'Reject'),
       el('button', {
         type: 'button',
-        class: 'edit',
+        'data-action': 'edit',
         disabled: redacted,
         title: redacted ? 'Sensitive values are redacted here, so the arguments cannot be edited on this page.' : null,
         onclick: () => { editor.hidden = !editor.hidden; if (!editor.hidden) textarea.focus(); },
@@ -219,7 +219,7 @@
 
     function busy(on) {
       root.classList.toggle('deciding', on);
-      root.querySelectorAll('button').forEach((b) => { b.disabled = on || (b.classList.contains('edit') && redacted); });
+      root.querySelectorAll('button').forEach((b) => { b.disabled = on || (b.dataset.action === 'edit' && redacted); });
     }
 
     function showProblem(result) {
