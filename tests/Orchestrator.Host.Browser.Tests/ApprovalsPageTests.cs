@@ -40,6 +40,7 @@ public sealed class ApprovalsPageTests(ChromiumFixture chromium)
         // The key came in the fragment: it is dropped from the address bar and never sent in a URL.
         Assert.DoesNotContain(PageHarness.ManagementKey, page.Url, StringComparison.Ordinal);
 
+        await Screenshot(page, "pending-refund");
         await card.Locator("button[data-action=approve]").ClickAsync();
 
         await Expect(card).ToHaveCountAsync(0);
@@ -106,6 +107,7 @@ public sealed class ApprovalsPageTests(ChromiumFixture chromium)
         await card.Locator("button[data-action=approve-edited]").ClickAsync();
         await Expect(card.Locator(".outcome")).ToContainTextAsync("Edited arguments invalid (HTTP 422)");
         await Expect(card.Locator("ul.errors li")).ToContainTextAsync("order_id");
+        await Screenshot(page, "invalid-edit");
         Assert.Single(requests, r => r.Method == "POST");
 
         // Nothing changed: still pending with the same hash, nothing decided, nothing executed, the card still there.
@@ -189,6 +191,15 @@ public sealed class ApprovalsPageTests(ChromiumFixture chromium)
             Assert.Contains("script-src 'self'", csp, StringComparison.Ordinal);
             Assert.DoesNotContain("unsafe-inline", csp, StringComparison.Ordinal);
             Assert.Equal("nosniff", string.Join(' ', response.Headers.GetValues("X-Content-Type-Options")));
+        }
+    }
+
+    /// <summary>Saves a screenshot when ORCHESTRATOR_SCREENSHOTS names a folder (to look at the page; not an assertion).</summary>
+    private static async Task Screenshot(IPage page, string name)
+    {
+        if (Environment.GetEnvironmentVariable("ORCHESTRATOR_SCREENSHOTS") is { Length: > 0 } folder)
+        {
+            await page.ScreenshotAsync(new PageScreenshotOptions { Path = Path.Combine(folder, name + ".png"), FullPage = true });
         }
     }
 
