@@ -31,10 +31,10 @@ internal sealed class ApiHarness : IAsyncDisposable
 
     public HttpClient Http { get; }
 
-    public static Task<ApiHarness> StartSqliteAsync(string? dataSource = null, TestAgent? agent = null, ApiSettings? api = null) =>
-        StartAsync(new HostSettings(), dataSource ?? Path.Combine(Directory.CreateTempSubdirectory("api-tests-").FullName, "orchestrator.db"), agent, api);
+    public static Task<ApiHarness> StartSqliteAsync(string? dataSource = null, TestAgent? agent = null, ApiSettings? api = null, TimeProvider? apiClock = null) =>
+        StartAsync(new HostSettings(), dataSource ?? Path.Combine(Directory.CreateTempSubdirectory("api-tests-").FullName, "orchestrator.db"), agent, api, apiClock);
 
-    public static async Task<ApiHarness> StartAsync(HostSettings settings, string? dataSource, TestAgent? agent = null, ApiSettings? api = null)
+    public static async Task<ApiHarness> StartAsync(HostSettings settings, string? dataSource, TestAgent? agent = null, ApiSettings? api = null, TimeProvider? apiClock = null)
     {
         agent ??= new TestAgent();
         AgentDefinition definition = agent.Definition();
@@ -46,6 +46,7 @@ internal sealed class ApiHarness : IAsyncDisposable
             DataSource = dataSource,
             CreateAgent = (_, _, _) => Task.FromResult(new HostAgentRuntime(definition)),
             WorkerMaxPollingInterval = TimeSpan.FromMilliseconds(50),
+            TimeProvider = apiClock ?? TimeProvider.System,
             ConfigureLogging = logging => logging.ClearProviders().SetMinimumLevel(LogLevel.Warning),
         };
         return new ApiHarness(await ServeHost.StartAsync(options, CancellationToken.None), agent, options);

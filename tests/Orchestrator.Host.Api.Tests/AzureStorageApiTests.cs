@@ -62,6 +62,10 @@ public sealed class AzureStorageApiTests(AzuriteFixture azurite)
         Assert.Equal(409, mismatched.Status);
         Assert.Equal("awaiting_confirmation", (string?)(await api.StatusAsync("conv-az"))["currentTurn"]!["phase"]);
 
+        JsonNode listed = Assert.Single((await api.GetJsonAsync("/api/confirmations", management: true)).AsArray())!;
+        Assert.Equal("conv-az", (string?)listed["conversationId"]);
+        Assert.Equal(hash, (string?)listed["argumentsHash"]);
+
         body = JsonSerializer.Serialize(new { decision = "approve", argumentsHash = hash });
         var approved = await api.SendWebhookAsync("conv-az", "call_refund", body, "az_msg_1");
         var replayed = await api.SendWebhookAsync("conv-az", "call_refund", body, "az_msg_1");
@@ -71,6 +75,9 @@ public sealed class AzureStorageApiTests(AzuriteFixture azurite)
         Assert.True(replayed.Response.Headers.Contains("Idempotent-Replayed"));
         await api.StatusEventuallyAsync("conv-az", s => (int?)s["turns"] == 1 && s["currentTurn"] is null, "turn completed", TimeSpan.FromSeconds(90));
         Assert.Equal(1, Assert.Single(api.Agent.Refunds).Value);
+        JsonNode transcript = await api.GetJsonAsync("/api/conversations/conv-az/transcript", management: true);
+        Assert.Contains(transcript["messages"]!.AsArray(), m => (string?)m!["toolCallId"] == "call_refund");
+        Assert.Empty((await api.GetJsonAsync("/api/confirmations", management: true)).AsArray());
         JsonNode ready = await api.GetJsonAsync("/readyz");
         Assert.Equal("Healthy", (string?)ready["status"]);
     }

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Orchestrator.Host.Api.Tests;
 
@@ -87,5 +88,25 @@ public sealed class ConfirmationApiTests
         (int again, _) = await api.ApproveAsync(turn, "call_refund", new { decision = "approve", argumentsHash = hash });
         Assert.Equal(409, again);
         Assert.Equal(1, Assert.Single(api.Agent.Refunds).Value);
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Approve_AfterExpiry_410AndTheTurnIsUnchanged()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using ApiHarness api = await ApiHarness.StartSqliteAsync(apiClock: clock);
+        await api.StartAsync("conv-expired", "refund A8472");
+        string hash = (string)(await api.PendingEventuallyAsync("conv-expired"))["argumentsHash"]!;
+
+        // Only the API's clock moves: the turn has not timed out yet, but the confirmation's expiry has passed.
+        clock.Advance(TimeSpan.FromHours(25));
+        (int status, string body) = await api.ApproveAsync("conv-expired:turn:1", "call_refund", new { decision = "approve", argumentsHash = hash });
+
+        Assert.Equal(410, status);
+        Assert.Contains("expired", body, StringComparison.Ordinal);
+        JsonNode still = await api.StatusAsync("conv-expired");
+        Assert.Equal("awaiting_confirmation", (string?)still["currentTurn"]!["phase"]);
+        Assert.Empty(still["currentTurn"]!["decided"]!.AsArray());
+        Assert.Empty(api.Agent.Refunds);
     }
 }

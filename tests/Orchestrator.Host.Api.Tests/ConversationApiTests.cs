@@ -206,4 +206,26 @@ public sealed class ConversationApiTests
         Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
         Assert.Empty(api.Agent.Refunds);
     }
+
+    [Fact(Timeout = 120_000)]
+    public async Task PostMessage_ConcurrentRetriesWithOneKey_OneMessageAndEveryAnswerIsTheFirstOrInProgress()
+    {
+        await using ApiHarness api = await ApiHarness.StartSqliteAsync();
+
+        HttpResponseMessage[] responses = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => api.PostMessageAsync("conv-race", "hello", idempotencyKey: "race")));
+
+        string[] accepted = await Task.WhenAll(responses.Where(r => r.StatusCode == HttpStatusCode.Accepted).Select(r => r.Content.ReadAsStringAsync()));
+        Assert.NotEmpty(accepted);
+        Assert.Single(accepted.Distinct());
+        Assert.All(responses, r => Assert.True(r.StatusCode is HttpStatusCode.Accepted or HttpStatusCode.Conflict, $"{r.StatusCode}"));
+        await api.StatusEventuallyAsync("conv-race", s => (int?)s["turns"] == 1 && s["currentTurn"] is null, "turn done");
+        using HttpResponseMessage after = await api.PostMessageAsync("conv-race", "hello", idempotencyKey: "race");
+        Assert.Equal(accepted[0], await after.Content.ReadAsStringAsync());
+        JsonNode transcript = await api.GetJsonAsync("/api/conversations/conv-race/transcript", management: true);
+        Assert.Single(transcript["messages"]!.AsArray(), m => (string?)m!["role"] == "user");
+        foreach (HttpResponseMessage r in responses)
+        {
+            r.Dispose();
+        }
+    }
 }

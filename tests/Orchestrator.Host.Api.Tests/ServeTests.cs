@@ -119,3 +119,25 @@ public sealed class ServeTests
         Assert.Equal(TimeSpan.FromSeconds(2), s.VisibilityTimeout);
     }
 }
+
+public sealed class ServeCommandLineTests
+{
+    [Fact]
+    public async Task Serve_UnknownOption_Exit2NamingIt()
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CommandLine.RunAsync(["serve", "--port", "80"], stdout, stderr, CancellationToken.None);
+
+        Assert.Equal(2, code);
+        Assert.Contains("--port", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ServeOptions_Urls_SplitOnSemicolonsDefaultLoopback()
+    {
+        Assert.Equal([ServeOptions.DefaultUrl], ServeCommandOptions.Parse([]).Urls);
+        Assert.Equal(["http://127.0.0.1:8080", "http://[::1]:8080"], ServeCommandOptions.Parse(["--urls", "http://127.0.0.1:8080;http://[::1]:8080"]).Urls);
+    }
+}

@@ -132,8 +132,11 @@ internal sealed class ServeHost : IAsyncDisposable
     private static WebApplication Build(ServeOptions options, IOrchestrationBackend backend, IRequestLedger ledger, string managementKey)
     {
         WebApplicationBuilder builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
-        builder.WebHost.UseKestrel().UseUrls([.. options.Urls]);
+        // Messages are at most 32 K characters and decisions small: a 1 MB cap refuses oversized payloads before they are read.
+        builder.WebHost.UseKestrel(k => k.Limits.MaxRequestBodySize = 1024 * 1024).UseUrls([.. options.Urls]);
         options.ConfigureLogging?.Invoke(builder.Logging);
+        // ASP.NET Core's request logs carry the query string, where conversation tokens travel: keep them below Warning.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         IServiceCollection services = builder.Services;
         services.AddSingleton(options);
         services.AddSingleton(options.Settings);
