@@ -42,7 +42,10 @@ internal static class ApprovalsPage
                 headers["Referrer-Policy"] = "no-referrer";
                 headers.CacheControl = "no-store";
                 return TypedResults.Bytes(content, contentType);
-            }).ExcludeFromDescription();
+            })
+            .WithTags("Approvals page")
+            .WithSummary(resource == "index.html" ? "The approvals page (HTML; it asks for the management key and calls the approvals API)." : $"The approvals page's {resource}.")
+            .Produces(StatusCodes.Status200OK, contentType: contentType.Split(';')[0]);
         }
 
         return app;
