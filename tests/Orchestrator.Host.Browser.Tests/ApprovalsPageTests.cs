@@ -131,6 +131,34 @@ public sealed class ApprovalsPageTests(ChromiumFixture chromium)
     }
 
     [Fact(Timeout = 180_000)]
+    public async Task OpenPage_RefreshesAsConfirmationsArriveAndAreDecidedElsewhere()
+    {
+        await using PageHarness host = await PageHarness.StartAsync();
+        (IPage page, _) = await host.NewPageAsync(chromium.Browser);
+        await page.GotoAsync(host.PageUrlWithKey);
+        await Expect(page.Locator("#empty")).ToBeVisibleAsync();
+
+        // A turn starts after the page was opened: its confirmation shows up without a reload.
+        await host.StartConversationAsync("conv-live", "refund order A8472 please");
+        JsonNode pending = await host.PendingRefundAsync("conv-live");
+        ILocator card = Card(page);
+        await Expect(card).ToBeVisibleAsync();
+        await Expect(page.Locator("#empty")).ToBeHiddenAsync();
+
+        // Someone else decides (here through the API, as a webhook or another reviewer would): the card goes away.
+        using var content = new StringContent(
+            $"{{\"decision\":\"reject\",\"argumentsHash\":\"{(string)pending["argumentsHash"]!}\",\"decidedBy\":\"bob\"}}",
+            System.Text.Encoding.UTF8,
+            "application/json");
+        using HttpResponseMessage decided = await host.Http.PostAsync((string)pending["decidePostUri"]!, content);
+        Assert.Equal(System.Net.HttpStatusCode.Accepted, decided.StatusCode);
+        await Expect(card).ToHaveCountAsync(0);
+        await Expect(page.Locator("#empty")).ToBeVisibleAsync();
+        await host.TurnCompletedAsync("conv-live");
+        Assert.Empty(host.Refunds);
+    }
+
+    [Fact(Timeout = 180_000)]
     public async Task HostileArgumentValue_RendersAsText_NoElementAndNoScript()
     {
         await using PageHarness host = await PageHarness.StartAsync();
