@@ -19,7 +19,7 @@ public sealed class ApprovalsPageTests(ChromiumFixture chromium)
     {
         await using PageHarness host = await PageHarness.StartAsync();
         await host.StartConversationAsync("conv-approve", "refund order A8472 please");
-        JsonNode pending = await host.PendingRefundAsync("conv-approve");
+        JsonNode pending = await host.PendingConfirmationAsync("conv-approve");
         string arguments = (string)pending["arguments"]!;
 
         (IPage page, ConcurrentQueue<IRequest> requests) = await host.NewPageAsync(chromium.Browser);
@@ -63,7 +63,7 @@ public sealed class ApprovalsPageTests(ChromiumFixture chromium)
     {
         await using PageHarness host = await PageHarness.StartAsync();
         await host.StartConversationAsync("conv-reject", "refund order A8472 please");
-        await host.PendingRefundAsync("conv-reject");
+        await host.PendingConfirmationAsync("conv-reject");
 
         (IPage page, _) = await host.NewPageAsync(chromium.Browser);
         await page.GotoAsync(host.PageUrlWithKey);
@@ -84,7 +84,7 @@ public sealed class ApprovalsPageTests(ChromiumFixture chromium)
     {
         await using PageHarness host = await PageHarness.StartAsync();
         await host.StartConversationAsync("conv-edit", "refund order A8472 please");
-        JsonNode pending = await host.PendingRefundAsync("conv-edit");
+        JsonNode pending = await host.PendingConfirmationAsync("conv-edit");
 
         (IPage page, ConcurrentQueue<IRequest> requests) = await host.NewPageAsync(chromium.Browser);
         await page.GotoAsync(host.PageUrlWithKey);
@@ -140,7 +140,7 @@ public sealed class ApprovalsPageTests(ChromiumFixture chromium)
 
         // A turn starts after the page was opened: its confirmation shows up without a reload.
         await host.StartConversationAsync("conv-live", "refund order A8472 please");
-        JsonNode pending = await host.PendingRefundAsync("conv-live");
+        JsonNode pending = await host.PendingConfirmationAsync("conv-live");
         ILocator card = Card(page);
         await Expect(card).ToBeVisibleAsync();
         await Expect(page.Locator("#empty")).ToBeHiddenAsync();
@@ -163,7 +163,7 @@ public sealed class ApprovalsPageTests(ChromiumFixture chromium)
     {
         await using PageHarness host = await PageHarness.StartAsync();
         await host.StartConversationAsync("conv-xss", "refund order A8472 please");
-        await host.PendingRefundAsync("conv-xss");
+        await host.PendingConfirmationAsync("conv-xss");
 
         (IPage page, _) = await host.NewPageAsync(chromium.Browser);
         await page.GotoAsync(host.PageUrlWithKey);
@@ -177,11 +177,47 @@ public sealed class ApprovalsPageTests(ChromiumFixture chromium)
     }
 
     [Fact(Timeout = 180_000)]
+    public async Task SensitiveArgument_ShownRedacted_NeverReachesThePage_EditDisabled_ApproveRunsWithRealValue()
+    {
+        await using PageHarness host = await PageHarness.StartAsync();
+        await host.StartConversationAsync("conv-card", "card update please");
+        await host.PendingConfirmationAsync("conv-card");
+
+        (IPage page, _) = await host.NewPageAsync(chromium.Browser);
+        var responses = new ConcurrentQueue<IResponse>();
+        page.Response += (_, response) =>
+        {
+            if (response.Url.Contains("/api/", StringComparison.Ordinal))
+            {
+                responses.Enqueue(response);
+            }
+        };
+        await page.GotoAsync(host.PageUrlWithKey);
+        ILocator card = page.Locator("article.card[data-tool-call-id='call_card']");
+        await Expect(card).ToBeVisibleAsync();
+        await Expect(card.Locator("pre.arguments")).ToContainTextAsync("[REDACTED");
+        await Expect(card.Locator("button[data-action=edit]")).ToBeDisabledAsync();
+        Assert.DoesNotContain(PageHarness.CardNumber, await page.ContentAsync(), StringComparison.Ordinal);
+        // What the browser received from the API (the list and the plan), not only what it shows.
+        Assert.NotEmpty(responses);
+        foreach (IResponse response in responses)
+        {
+            Assert.DoesNotContain(PageHarness.CardNumber, await response.TextAsync(), StringComparison.Ordinal);
+        }
+
+        await card.Locator("button[data-action=approve]").ClickAsync();
+        await Expect(card).ToHaveCountAsync(0);
+        await host.TurnCompletedAsync("conv-card");
+        Execution update = Assert.Single(host.Executions, e => e.Tool == "update_card");
+        Assert.Contains(PageHarness.CardNumber, update.Arguments, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 180_000)]
     public async Task KeyForm_WrongKeyRefused_RightKeyKeptForTheTabOnly()
     {
         await using PageHarness host = await PageHarness.StartAsync();
         await host.StartConversationAsync("conv-key", "refund order A8472 please");
-        await host.PendingRefundAsync("conv-key");
+        await host.PendingConfirmationAsync("conv-key");
 
         (IPage page, ConcurrentQueue<IRequest> requests) = await host.NewPageAsync(chromium.Browser);
         await page.GotoAsync(host.BaseUrl + "/approvals");

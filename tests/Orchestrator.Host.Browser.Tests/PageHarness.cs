@@ -22,6 +22,8 @@ public sealed record RefundArgs(string OrderId, [property: Range(0.01, 10000)] d
 
 public sealed record NotifyArgs(string OrderId, string Message);
 
+public sealed record UpdateCardArgs(string CustomerId, string CardNumber);
+
 public sealed class RefundRules : AbstractValidator<RefundArgs>
 {
     public RefundRules() =>
@@ -43,6 +45,9 @@ internal sealed class PageHarness : IAsyncDisposable
 
     /// <summary>What the model wrote as the refund's reason: markup that must show as text, never become an element.</summary>
     public const string HostileReason = "<img src=x onerror=window.__xss=1>";
+
+    /// <summary>A card number the model passes to a tool whose argument is marked sensitive: it must never reach the page.</summary>
+    public const string CardNumber = "4111111111111111";
 
     private readonly ScriptedChatServer model;
     private readonly List<IBrowserContext> contexts = [];
@@ -76,6 +81,8 @@ internal sealed class PageHarness : IAsyncDisposable
                 new ScriptedToolCall("call_refund", "process_refund", refundArguments),
                 new ScriptedToolCall("call_notify", "notify_customer", "{\"order_id\":\"A8472\",\"message\":\"Your refund is on its way.\"}"))
                 with { Name = "propose refund", When = new ScriptMatch { LastRole = "user", LastContains = "refund" } },
+            ScriptEntry.Calls(new ScriptedToolCall("call_card", "update_card", $"{{\"customer_id\":\"C-1\",\"card_number\":\"{CardNumber}\"}}"))
+                with { Name = "replace card", When = new ScriptMatch { LastRole = "user", LastContains = "card" } },
             ScriptEntry.Text("The refund request is handled.") with { Name = "answer", When = new ScriptMatch { LastRole = "tool" }, Repeat = true });
         ScriptedChatServer server = await ScriptedChatServer.StartAsync(script, null, CancellationToken.None);
         try
@@ -141,11 +148,11 @@ internal sealed class PageHarness : IAsyncDisposable
     public async Task<JsonNode> StatusAsync(string conversationId) =>
         (await this.Http.GetFromJsonAsync<JsonNode>($"/api/conversations/{conversationId}"))!;
 
-    /// <summary>Waits (bounded) until the API lists the pending refund of <paramref name="conversationId"/>.</summary>
-    public async Task<JsonNode> PendingRefundAsync(string conversationId)
+    /// <summary>Waits (bounded) until the API lists a pending confirmation of <paramref name="conversationId"/>.</summary>
+    public async Task<JsonNode> PendingConfirmationAsync(string conversationId)
     {
         JsonNode? item = null;
-        await Eventually(async () => (item = (await this.ConfirmationsAsync()).FirstOrDefault(i => (string?)i!["conversationId"] == conversationId)) is not null, "the refund waits for confirmation");
+        await Eventually(async () => (item = (await this.ConfirmationsAsync()).FirstOrDefault(i => (string?)i!["conversationId"] == conversationId)) is not null, "a call of the conversation waits for confirmation");
         return item!;
     }
 
@@ -190,6 +197,14 @@ internal sealed class PageHarness : IAsyncDisposable
                 Effect = ToolEffect.Write,
                 DependsOn = ["process_refund"],
             })
+            .Add(ToolDefinition.FromArguments<UpdateCardArgs>("update_card", "Replace the card on file.") with
+            {
+                Effect = ToolEffect.Write,
+                RequiresConfirmation = true,
+                ResourceKeyArguments = ["customer_id"],
+                SensitiveArguments = ["card_number"],
+                SummaryTemplate = "Replace the card on file of customer {customer_id}",
+            })
             .Build();
         ToolHandler Record(string result) => (inv, _) =>
         {
@@ -199,7 +214,8 @@ internal sealed class PageHarness : IAsyncDisposable
         ToolHandlers handlers = new ToolHandlers()
             .Add("lookup_order", Record("{\"order_id\":\"A8472\",\"total\":47.00}"))
             .Add("process_refund", Record("{\"refund_id\":\"R-1\",\"status\":\"refunded\"}"))
-            .Add("notify_customer", Record("{\"sent\":true}"));
+            .Add("notify_customer", Record("{\"sent\":true}"))
+            .Add("update_card", Record("{\"updated\":true}"));
         return new AgentDefinition("browser-desk", tools, handlers, model) { SystemPrompt = "You are a support desk." };
     }
 }
