@@ -104,7 +104,22 @@ internal sealed class ApiHarness : IAsyncDisposable
     public async Task<JsonNode> StatusEventuallyAsync(string conversationId, Func<JsonNode, bool> condition, string because, TimeSpan? timeout = null)
     {
         JsonNode? last = null;
-        await Eventually.Async(async () => condition(last = await this.StatusAsync(conversationId)), because, timeout);
+        await Eventually.Async(
+            async () =>
+            {
+                // Not found yet (a queued message not handled yet) is "not yet", anything else but 200 fails.
+                using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/conversations/{conversationId}") { Headers = { { "x-management-key", ManagementKey } } };
+                using HttpResponseMessage response = await this.Http.SendAsync(request);
+                if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
+                {
+                    return false;
+                }
+
+                Assert.True(response.IsSuccessStatusCode, $"GET status of {conversationId}: {(int)response.StatusCode}");
+                return condition(last = JsonNode.Parse(await response.Content.ReadAsStringAsync())!);
+            },
+            because,
+            timeout);
         return last!;
     }
 

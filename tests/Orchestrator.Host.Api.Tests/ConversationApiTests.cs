@@ -199,9 +199,18 @@ public sealed class ConversationApiTests
 
         using HttpResponseMessage late = await api.PostMessageAsync("conv-end", "anyone?", token: token);
         Assert.Equal(HttpStatusCode.Conflict, late.StatusCode);
-        using HttpResponseMessage purge = await api.Http.DeleteAsync((string)started["purgeHistoryDeleteUri"]!);
-        Assert.Equal(HttpStatusCode.OK, purge.StatusCode);
-        Assert.Equal(2, (int?)(await purge.Content.ReadFromJsonAsync<JsonObject>())!["purgedInstances"]);
+        // Right after termination the engine may still be dispatching the final messages: purge answers 409 "retry shortly".
+        int purged = 0;
+        await Eventually.Async(
+            async () =>
+            {
+                using HttpResponseMessage purge = await api.Http.DeleteAsync((string)started["purgeHistoryDeleteUri"]!);
+                Assert.True(purge.StatusCode is HttpStatusCode.OK or HttpStatusCode.Conflict, $"{purge.StatusCode}");
+                purged += purge.StatusCode == HttpStatusCode.OK ? (int)(await purge.Content.ReadFromJsonAsync<JsonObject>())!["purgedInstances"]! : 0;
+                return purge.StatusCode == HttpStatusCode.OK;
+            },
+            "purged");
+        Assert.Equal(2, purged);
         using HttpResponseMessage gone = await api.Http.GetAsync((string)started["statusQueryGetUri"]!);
         Assert.Equal(HttpStatusCode.NotFound, gone.StatusCode);
         Assert.Empty(api.Agent.Refunds);
@@ -227,5 +236,33 @@ public sealed class ConversationApiTests
         {
             r.Dispose();
         }
+    }
+
+    [Fact(Timeout = 120_000)]
+    public async Task Purge_ThenSameIdAndKey_StartsANewConversationInsteadOfReplayingTheOldOne()
+    {
+        await using ApiHarness api = await ApiHarness.StartSqliteAsync();
+        using HttpResponseMessage first = await api.PostMessageAsync("conv-reuse", "hello", idempotencyKey: "same");
+        await api.StatusEventuallyAsync("conv-reuse", s => (int?)s["turns"] == 1 && s["currentTurn"] is null, "first life answered");
+        using var terminate = new HttpRequestMessage(HttpMethod.Post, "/api/conversations/conv-reuse/terminate") { Headers = { { "x-management-key", ApiHarness.ManagementKey } } };
+        Assert.Equal(HttpStatusCode.Accepted, (await api.Http.SendAsync(terminate)).StatusCode);
+        await api.StatusEventuallyAsync("conv-reuse", s => (string?)s["runtimeStatus"] == "Terminated", "terminated");
+        await Eventually.Async(
+            async () =>
+            {
+                using var purge = new HttpRequestMessage(HttpMethod.Delete, "/api/conversations/conv-reuse") { Headers = { { "x-management-key", ApiHarness.ManagementKey } } };
+                using HttpResponseMessage purged = await api.Http.SendAsync(purge);
+                Assert.True(purged.StatusCode is HttpStatusCode.OK or HttpStatusCode.Conflict, $"{purged.StatusCode}");
+                return purged.StatusCode == HttpStatusCode.OK;
+            },
+            "purged");
+
+        using HttpResponseMessage again = await api.PostMessageAsync("conv-reuse", "hello", idempotencyKey: "same");
+
+        Assert.Equal(HttpStatusCode.Accepted, again.StatusCode);
+        Assert.False(again.Headers.Contains("Idempotent-Replayed"));
+        Assert.True((bool)(await again.Content.ReadFromJsonAsync<JsonObject>())!["started"]!);
+        await api.StatusEventuallyAsync("conv-reuse", s => (int?)s["turns"] == 1 && s["currentTurn"] is null && (string?)s["runtimeStatus"] == "Running", "second life answered");
+        Assert.Equal(["hello", "hello"], api.Agent.UserMessagesSeen);
     }
 }

@@ -30,6 +30,10 @@ public sealed class ServeTests
 
         Assert.Contains("/api/conversations/{conversationId}/messages", paths.Select(p => p.Key));
         Assert.Contains("/api/approvals/{turnInstanceId}/{toolCallId}", paths.Select(p => p.Key));
+        JsonObject schemes = document["components"]!["securitySchemes"]!.AsObject();
+        Assert.Equal("x-management-key", (string?)schemes["managementKey"]!["name"]);
+        Assert.Equal("token", (string?)schemes["conversationToken"]!["name"]);
+        Assert.Equal("webhook-signature", (string?)schemes["standardWebhooks"]!["name"]);
     }
 
     [Fact(Timeout = 120_000)]

@@ -345,6 +345,9 @@ internal static class ConversationEndpoints
             }
 
             purged += await runtime.Client.PurgeInstanceAsync(conversationId, cancellationToken).ConfigureAwait(false) ? 1 : 0;
+
+            // Its keys go with it: a new conversation under the same id must not be answered from the old one's responses.
+            await runtime.Ledger.ForgetScopeAsync(MessageScope(conversationId), cancellationToken).ConfigureAwait(false);
         }
         catch (OrchestrationNotRunningException ex)
         {

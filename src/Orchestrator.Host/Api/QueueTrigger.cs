@@ -1,6 +1,5 @@
 using System.Text;
 using System.Text.Json;
-using Azure;
 using Azure.Storage.Queues;
 using Azure.Storage.Queues.Models;
 using Microsoft.Extensions.Hosting;
@@ -61,8 +60,9 @@ internal sealed class QueueTrigger : BackgroundService
             {
                 return;
             }
-            catch (RequestFailedException ex)
+            catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
             {
+                // The storage account unreachable for a moment must not stop the host: log, back off, poll again.
                 Log.QueuePollFailed(this.logger, ex);
                 batch = [];
             }
@@ -76,7 +76,23 @@ internal sealed class QueueTrigger : BackgroundService
             }
 
             idle = TimeSpan.FromMilliseconds(50);
-            await Task.WhenAll(batch.Select(m => this.HandleAsync(m, stoppingToken))).ConfigureAwait(false);
+            await Task.WhenAll(batch.Select(m => this.HandleSafelyAsync(m, stoppingToken))).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// A message whose delete, update or poisoning failed (its pop receipt expired, storage unreachable) is left to
+    /// become visible again and be delivered anew; the ledger makes that redelivery harmless.
+    /// </summary>
+    private async Task HandleSafelyAsync(QueueMessage message, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await this.HandleAsync(message, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            Log.QueueMessageFailed(this.logger, message.MessageId, message.DequeueCount, $"{ex.GetType().Name}: {ex.Message}");
         }
     }
 

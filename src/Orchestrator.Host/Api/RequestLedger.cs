@@ -60,6 +60,9 @@ internal interface IRequestLedger : IAsyncDisposable
     /// <summary>Drops an unfinished claim (the work failed and may be retried with the same key).</summary>
     Task ReleaseAsync(string scope, string key, CancellationToken cancellationToken);
 
+    /// <summary>Forgets every key of <paramref name="scope"/> (a purged conversation's ids may be used again).</summary>
+    Task ForgetScopeAsync(string scope, CancellationToken cancellationToken);
+
     /// <summary>Throws when the store cannot be reached (readiness).</summary>
     Task CheckAsync(CancellationToken cancellationToken);
 }

@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Microsoft.OpenApi;
 using Orchestrator.Durable.Backend;
 using Orchestrator.Host.Approvals;
 
@@ -157,7 +158,34 @@ internal sealed class ServeHost : IAsyncDisposable
             o.SerializerOptions.PropertyNamingPolicy = ApiResponses.Json.PropertyNamingPolicy;
             o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter(System.Text.Json.JsonNamingPolicy.CamelCase));
         });
-        services.AddOpenApi();
+        services.AddOpenApi(o => o.AddDocumentTransformer((document, _, _) =>
+        {
+            // The credentials, so a client generated from the document knows where each goes.
+            document.Components ??= new OpenApiComponents();
+            document.Components.SecuritySchemes ??= new Dictionary<string, IOpenApiSecurityScheme>();
+            document.Components.SecuritySchemes["managementKey"] = new OpenApiSecurityScheme
+            {
+                Type = SecuritySchemeType.ApiKey,
+                In = ParameterLocation.Header,
+                Name = AccessKeys.ManagementKeyHeader,
+                Description = "Grants every endpoint (Management:Key).",
+            };
+            document.Components.SecuritySchemes["conversationToken"] = new OpenApiSecurityScheme
+            {
+                Type = SecuritySchemeType.ApiKey,
+                In = ParameterLocation.Query,
+                Name = AccessKeys.ConversationTokenQuery,
+                Description = $"One conversation's access token from its 202 response; also accepted as header {AccessKeys.ConversationTokenHeader}.",
+            };
+            document.Components.SecuritySchemes["standardWebhooks"] = new OpenApiSecurityScheme
+            {
+                Type = SecuritySchemeType.ApiKey,
+                In = ParameterLocation.Header,
+                Name = "webhook-signature",
+                Description = "Standard Webhooks: webhook-id, webhook-timestamp and webhook-signature (v1,<base64 HMAC-SHA256 of id.timestamp.body>) with a whsec_ secret.",
+            };
+            return Task.CompletedTask;
+        }));
 
         WebApplication app = builder.Build();
         app.MapOpenApi();

@@ -120,6 +120,15 @@ internal sealed class SqliteRequestLedger : IRequestLedger
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    public async Task ForgetScopeAsync(string scope, CancellationToken cancellationToken)
+    {
+        await using SqliteConnection connection = await this.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using SqliteCommand command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM requests WHERE scope = $s";
+        command.Parameters.AddWithValue("$s", scope);
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     public async Task CheckAsync(CancellationToken cancellationToken)
     {
         await using SqliteConnection connection = await this.OpenAsync(cancellationToken).ConfigureAwait(false);

@@ -100,6 +100,15 @@ internal sealed class TableRequestLedger : IRequestLedger
         }
     }
 
+    public async Task ForgetScopeAsync(string scope, CancellationToken cancellationToken)
+    {
+        string partition = RequestHash.Of(scope);
+        await foreach (TableEntity row in this.table.QueryAsync<TableEntity>(e => e.PartitionKey == partition, select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken).ConfigureAwait(false))
+        {
+            await this.table.DeleteEntityAsync(row.PartitionKey, row.RowKey, ETag.All, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     public async Task CheckAsync(CancellationToken cancellationToken)
     {
         await foreach (TableEntity _ in this.table.QueryAsync<TableEntity>(maxPerPage: 1, select: ["PartitionKey"], cancellationToken: cancellationToken).ConfigureAwait(false))
