@@ -213,7 +213,7 @@ public sealed class ApprovalsPageTests(ChromiumFixture chromium)
     }
 
     [Fact(Timeout = 180_000)]
-    public async Task KeyForm_WrongKeyRefused_RightKeyKeptForTheTabOnly()
+    public async Task KeyForm_WrongKeyRefused_RightKeyKeptForTheTabOnly_NameRecordedWithDecision()
     {
         await using PageHarness host = await PageHarness.StartAsync();
         await host.StartConversationAsync("conv-key", "refund order A8472 please");
@@ -240,6 +240,13 @@ public sealed class ApprovalsPageTests(ChromiumFixture chromium)
         await page.ReloadAsync();
         await Expect(Card(page)).ToBeVisibleAsync();
         await Expect(page.Locator("#key-panel")).ToBeHiddenAsync();
+
+        // The name entered with the key is recorded with the decision.
+        await Card(page).Locator("button[data-action=approve]").ClickAsync();
+        await host.TurnCompletedAsync("conv-key");
+        string history = await host.Http.GetStringAsync("/api/conversations/conv-key/history");
+        Assert.Contains("alice", history, StringComparison.Ordinal);
+        Assert.Single(host.Refunds);
         Assert.DoesNotContain(requests, r => r.Url.Contains(PageHarness.ManagementKey, StringComparison.Ordinal));
     }
 
