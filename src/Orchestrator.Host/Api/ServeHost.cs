@@ -8,6 +8,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.OpenApi;
 using Orchestrator.Durable.Backend;
+using Orchestrator.Host.Approvals;
 
 using Orchestrator.Host.Observability;
 
@@ -197,6 +198,7 @@ internal sealed class ServeHost : IAsyncDisposable
         app.MapWebhookEndpoints();
         app.MapApprovalEndpoints();
         app.MapHealthEndpoints();
+        app.MapApprovalsPage();
         return app;
     }
 
