@@ -522,19 +522,26 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             return;
         }
 
+        // Messages to this instance that become due together travel in one queue message, so they
+        // are received together: a ContinueAsNew start and the events it carries over must reach
+        // the new execution in one episode, or an execution that continues at once would finish
+        // before its carried events arrive (and drop them as stale).
         var messages = rows.SelectMany(r => r.Messages).ToList();
+        var groups = messages.Where(m => m.InstanceId == workItem.InstanceId).GroupBy(m => m.VisibleAt).Select(g => (IReadOnlyList<TaskMessage>)g.ToList())
+            .Concat(messages.Where(m => m.InstanceId != workItem.InstanceId).Select(m => (IReadOnlyList<TaskMessage>)[m]))
+            .ToList();
         await Parallel.ForEachAsync(
-            messages,
+            groups,
             new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken },
-            async (m, ct) =>
+            async (group, ct) =>
             {
-                if (m.Event is ExecutionStartedEvent started && m.InstanceId != workItem.InstanceId
+                if (group is [{ Event: ExecutionStartedEvent started } m] && m.InstanceId != workItem.InstanceId
                     && !await this.EnsureSubOrchestrationInstanceAsync(started, ct).ConfigureAwait(false))
                 {
                     return;
                 }
 
-                await this.EnqueueControlAsync(m, ct).ConfigureAwait(false);
+                await this.EnqueueControlAsync(group, ct).ConfigureAwait(false);
             }).ConfigureAwait(false);
 
         string pk = StorageNames.EscapeKey(workItem.InstanceId);
@@ -563,8 +570,17 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         ArgumentNullException.ThrowIfNull(consumedMessageIds);
         Episode ep = (Episode)workItem.BackendState!;
         var consumed = new HashSet<string>(consumedMessageIds, StringComparer.Ordinal);
-        var done = ep.Snapshot.Where(h => consumed.Contains(h.Message.MessageId)).ToList();
-        await Task.WhenAll(done.Where(h => h.QueueMessageId is not null).Select(h => this.DeleteHeldAsync(h, cancellationToken))).ConfigureAwait(false);
+        var done = ep.Snapshot.Where(h => consumed.Contains(h.Message.MessageId)).ToHashSet();
+        List<QueueCopy> finished;
+        lock (this.gate)
+        {
+            // A queue message that carried several messages goes only when all of them are consumed.
+            finished = done.Where(h => h.Copy is not null).Select(h => h.Copy!).Distinct()
+                .Where(c => !ep.Session.Messages.Any(h => h.Copy == c && !done.Contains(h)))
+                .ToList();
+        }
+
+        await Task.WhenAll(finished.Select(c => this.DeleteCopyAsync(c, cancellationToken))).ConfigureAwait(false);
         bool terminal = ep.State.Status is { } s && s.IsTerminal();
         if (terminal)
         {
@@ -610,7 +626,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         }
 
         this.Unlock(ep.Session, ep.Token, [], requeue: true);
-        await Task.WhenAll(queued.Select(h => this.MakeVisibleAsync(h, cancellationToken))).ConfigureAwait(false);
+        await Task.WhenAll(queued.Select(h => h.Copy!).Distinct().Select(c => this.MakeVisibleAsync(c, cancellationToken))).ConfigureAwait(false);
         this.orchestrationSignal.Set();
     }
 
@@ -647,8 +663,8 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         this.workItemBackoff.Reset();
         QueueMessage qm = received[0];
         string body = qm.Body.ToString();
-        (TaskMessage? m, string? blob, string? error) = await this.TryDecodeAsync(body, cancellationToken).ConfigureAwait(false);
-        if (m is not { Event: TaskScheduledEvent } || m.ExecutionId is null)
+        (IReadOnlyList<TaskMessage>? decoded, string? blob, string? error) = await this.TryDecodeAsync(body, cancellationToken).ConfigureAwait(false);
+        if (decoded is not [{ Event: TaskScheduledEvent, ExecutionId: not null } m])
         {
             await this.PoisonAsync(this.workItemQueue, qm, body, error ?? "an activity work item must carry a TaskScheduled event and an execution id", cancellationToken).ConfigureAwait(false);
             return null;
@@ -868,8 +884,8 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         foreach (QueueMessage qm in fetched)
         {
             string body = qm.Body.ToString();
-            (TaskMessage? m, string? blob, string? error) = await this.TryDecodeAsync(body, cancellationToken).ConfigureAwait(false);
-            if (m is null)
+            (IReadOnlyList<TaskMessage>? decoded, string? blob, string? error) = await this.TryDecodeAsync(body, cancellationToken).ConfigureAwait(false);
+            if (decoded is null)
             {
                 string reason = $"unreadable message: {error}";
                 await this.PoisonAsync(queue, qm, body, reason, cancellationToken).ConfigureAwait(false);
@@ -881,13 +897,14 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                 continue;
             }
 
+            TaskMessage m = decoded[0];
             bool alreadyHeld = false;
             lock (this.gate)
             {
                 if (this.sessions.TryGetValue(m.InstanceId, out InstanceSession? s) && s.Messages.FirstOrDefault(h => h.QueueMessageId == qm.MessageId) is { } held)
                 {
                     // Its visibility ran out while it waited here: keep one copy, with the new receipt.
-                    held.PopReceipt = qm.PopReceipt;
+                    held.Copy!.PopReceipt = qm.PopReceipt;
                     alreadyHeld = true;
                     this.MarkReady(s);
                 }
@@ -915,10 +932,15 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                 continue;
             }
 
+            var copy = new QueueCopy { QueueMessageId = qm.MessageId, Partition = partition, PopReceipt = qm.PopReceipt, BlobPath = blob };
             lock (this.gate)
             {
                 InstanceSession s = this.GetOrAddSession(m.InstanceId);
-                s.Messages.Add(new HeldMessage { Message = m, Partition = partition, QueueMessageId = qm.MessageId, PopReceipt = qm.PopReceipt, BlobPath = blob });
+                foreach (TaskMessage member in decoded)
+                {
+                    s.Messages.Add(new HeldMessage { Message = member, Partition = partition, Copy = copy });
+                }
+
                 this.MarkReady(s);
             }
         }
@@ -946,12 +968,16 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                 DateTimeOffset now = this.time.GetUtcNow();
                 DateTimeOffset? due = row.Value!.GetDateTimeOffset("ScheduledStartTime");
                 TimeSpan delay = due is { } d && d > now ? d - now : TimeSpan.FromSeconds(1);
-                var early = snapshot.Where(h => h.QueueMessageId is not null).ToList();
+                var early = snapshot.Where(h => h.Copy is not null).ToList();
                 foreach (HeldMessage h in early)
                 {
                     string body = await this.EncodeAsync(h.Message, cancellationToken).ConfigureAwait(false);
                     await this.controlQueues[h.Partition].SendMessageAsync(body, VisibilityFor(delay, this.options.MaxMessageVisibilityDelay), TimeSpan.FromSeconds(-1), cancellationToken).ConfigureAwait(false);
-                    await DeleteQuietlyAsync(this.controlQueues[h.Partition], h.QueueMessageId!, h.PopReceipt!, cancellationToken).ConfigureAwait(false);
+                }
+
+                foreach (QueueCopy c in early.Select(h => h.Copy!).Distinct())
+                {
+                    await this.DeleteCopyAsync(c, cancellationToken).ConfigureAwait(false);
                 }
 
                 lock (this.gate)
@@ -973,7 +999,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                     AzureLog.UnknownInstanceMessageDropped(this.logger, h.QueueMessageId ?? h.Message.MessageId, id);
                 }
 
-                await Task.WhenAll(snapshot.Where(h => h.QueueMessageId is not null).Select(h => this.DeleteHeldAsync(h, cancellationToken))).ConfigureAwait(false);
+                await Task.WhenAll(snapshot.Where(h => h.Copy is not null).Select(h => h.Copy!).Distinct().Select(c => this.DeleteCopyAsync(c, cancellationToken))).ConfigureAwait(false);
                 lock (this.gate)
                 {
                     foreach (HeldMessage h in snapshot)
@@ -1213,16 +1239,14 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
 
         this.RunInBackground("hand over messages of a lost partition", async () =>
         {
-            foreach (HeldMessage h in messages)
+            foreach (HeldMessage h in messages.Where(h => h.Copy is null))
             {
-                if (h.QueueMessageId is null)
-                {
-                    await this.EnqueueControlAsync(h.Message, CancellationToken.None).ConfigureAwait(false);
-                }
-                else
-                {
-                    await this.MakeVisibleAsync(h, CancellationToken.None).ConfigureAwait(false);
-                }
+                await this.EnqueueControlAsync(h.Message, CancellationToken.None).ConfigureAwait(false);
+            }
+
+            foreach (QueueCopy c in messages.Where(h => h.Copy is not null).Select(h => h.Copy!).Distinct())
+            {
+                await this.MakeVisibleAsync(c, CancellationToken.None).ConfigureAwait(false);
             }
         });
     }
@@ -1340,11 +1364,15 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
 
     // ---------------------------------------------------------------- queues and messages
 
-    private async Task EnqueueControlAsync(TaskMessage m, CancellationToken cancellationToken)
+    private Task EnqueueControlAsync(TaskMessage m, CancellationToken cancellationToken) => this.EnqueueControlAsync([m], cancellationToken);
+
+    /// <summary>Sends messages for one instance, due at one time, as one queue message.</summary>
+    private async Task EnqueueControlAsync(IReadOnlyList<TaskMessage> group, CancellationToken cancellationToken)
     {
-        int p = this.PartitionOf(m.InstanceId);
-        string body = await this.EncodeAsync(m, cancellationToken).ConfigureAwait(false);
-        TimeSpan delay = m.VisibleAt is { } at ? at - this.time.GetUtcNow() : TimeSpan.Zero;
+        TaskMessage first = group[0];
+        int p = this.PartitionOf(first.InstanceId);
+        string body = group.Count == 1 ? await this.EncodeAsync(first, cancellationToken).ConfigureAwait(false) : await this.EncodeBatchAsync(group, cancellationToken).ConfigureAwait(false);
+        TimeSpan delay = first.VisibleAt is { } at ? at - this.time.GetUtcNow() : TimeSpan.Zero;
         TimeSpan visibility = VisibilityFor(delay, this.options.MaxMessageVisibilityDelay);
         await this.controlQueues[p].SendMessageAsync(body, visibility, TimeSpan.FromSeconds(-1), cancellationToken).ConfigureAwait(false);
         if (visibility == TimeSpan.Zero)
@@ -1367,7 +1395,74 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         return JsonSerializer.Serialize(new Dictionary<string, string> { ["$blob"] = path, ["instanceId"] = m.InstanceId, ["messageId"] = m.MessageId });
     }
 
-    private async Task<(TaskMessage? Message, string? BlobPath, string? Error)> TryDecodeAsync(string body, CancellationToken cancellationToken)
+    private async Task<string> EncodeBatchAsync(IReadOnlyList<TaskMessage> group, CancellationToken cancellationToken)
+    {
+        string json = SerializeBatch(group);
+        if (Encoding.UTF8.GetByteCount(json) <= PayloadStore.MaxQueueMessageBytes)
+        {
+            return json;
+        }
+
+        TaskMessage first = group[0];
+        string path = $"messages/{StorageNames.EscapeKey(first.InstanceId)}/{StorageNames.EscapeKey(first.MessageId)}.batch";
+        await this.payloads.UploadAsync(path, json, cancellationToken).ConfigureAwait(false);
+        return JsonSerializer.Serialize(new Dictionary<string, string> { ["$blob"] = path, ["instanceId"] = first.InstanceId, ["messageId"] = first.MessageId });
+    }
+
+    // WARNING: control-queue bodies are persisted and may be read by a newer worker than the one
+    // that wrote them. Three shapes, told apart by their first property: a task message (the
+    // engine's TaskMessage JSON), {"$blob": path, "instanceId", "messageId"} (the body is in a blob),
+    // and {"$batch": [task messages], "instanceId"} (several messages for one instance, delivered
+    // together). Add shapes only with a fixture in ControlMessageFormatTests.
+
+    /// <summary>Serializes messages for one instance as one batch body.</summary>
+    internal static string SerializeBatch(IReadOnlyList<TaskMessage> group)
+    {
+        if (group.Count == 0 || group.Any(m => m.InstanceId != group[0].InstanceId))
+        {
+            throw new ArgumentException("A batch holds one or more messages for one instance.", nameof(group));
+        }
+
+        return "{\"$batch\":" + SerializeMessages(group) + ",\"instanceId\":" + JsonSerializer.Serialize(group[0].InstanceId) + "}";
+    }
+
+    /// <summary>Reads a body that is not a blob reference: one task message or a batch.</summary>
+    /// <exception cref="JsonException">The body is neither, or a message lacks its id, instance or event, or a batch mixes instances.</exception>
+    internal static IReadOnlyList<TaskMessage> DeserializeBody(string json)
+    {
+        IReadOnlyList<TaskMessage> messages;
+        if (json.StartsWith("{\"$batch\"", StringComparison.Ordinal))
+        {
+            using var doc = JsonDocument.Parse(json);
+            if (!doc.RootElement.TryGetProperty("$batch", out JsonElement batch) || batch.ValueKind != JsonValueKind.Array || batch.GetArrayLength() == 0)
+            {
+                throw new JsonException("a batch must hold a non-empty array of task messages");
+            }
+
+            messages = batch.EnumerateArray().Select(e => HistorySerializer.DeserializeMessage(e.GetRawText())).ToList();
+        }
+        else
+        {
+            messages = [HistorySerializer.DeserializeMessage(json)];
+        }
+
+        foreach (TaskMessage m in messages)
+        {
+            if (m.Event is null || string.IsNullOrEmpty(m.InstanceId) || string.IsNullOrEmpty(m.MessageId))
+            {
+                throw new JsonException("a task message needs an instance id, a message id and an event");
+            }
+        }
+
+        if (messages.Any(m => m.InstanceId != messages[0].InstanceId))
+        {
+            throw new JsonException("a batch must hold messages for one instance");
+        }
+
+        return messages;
+    }
+
+    private async Task<(IReadOnlyList<TaskMessage>? Messages, string? BlobPath, string? Error)> TryDecodeAsync(string body, CancellationToken cancellationToken)
     {
         string? blob = null;
         try
@@ -1379,13 +1474,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                 json = await this.payloads.DownloadAsync(blob, cancellationToken).ConfigureAwait(false);
             }
 
-            TaskMessage m = HistorySerializer.DeserializeMessage(json);
-            if (m.Event is null || string.IsNullOrEmpty(m.InstanceId) || string.IsNullOrEmpty(m.MessageId))
-            {
-                throw new JsonException("a task message needs an instance id, a message id and an event");
-            }
-
-            return (m, blob, null);
+            return (DeserializeBody(json), blob, null);
         }
         catch (Exception ex) when (ex is JsonException or NotSupportedException or InvalidOperationException or FormatException or RequestFailedException)
         {
@@ -1525,26 +1614,32 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         }
     }
 
-    private async Task DeleteHeldAsync(HeldMessage h, CancellationToken cancellationToken)
+    private async Task DeleteCopyAsync(QueueCopy c, CancellationToken cancellationToken)
     {
-        string? receipt;
+        string receipt;
         lock (this.gate)
         {
-            receipt = h.PopReceipt;
+            receipt = c.PopReceipt;
         }
 
-        await DeleteQuietlyAsync(this.controlQueues[h.Partition], h.QueueMessageId!, receipt!, cancellationToken).ConfigureAwait(false);
-        if (h.BlobPath is not null)
+        await DeleteQuietlyAsync(this.controlQueues[c.Partition], c.QueueMessageId, receipt, cancellationToken).ConfigureAwait(false);
+        if (c.BlobPath is not null)
         {
-            await this.payloads.DeleteAsync(h.BlobPath, cancellationToken).ConfigureAwait(false);
+            await this.payloads.DeleteAsync(c.BlobPath, cancellationToken).ConfigureAwait(false);
         }
     }
 
-    private async Task MakeVisibleAsync(HeldMessage h, CancellationToken cancellationToken)
+    private async Task MakeVisibleAsync(QueueCopy c, CancellationToken cancellationToken)
     {
+        string receipt;
+        lock (this.gate)
+        {
+            receipt = c.PopReceipt;
+        }
+
         try
         {
-            await this.controlQueues[h.Partition].UpdateMessageAsync(h.QueueMessageId!, h.PopReceipt!, visibilityTimeout: TimeSpan.Zero, cancellationToken: cancellationToken).ConfigureAwait(false);
+            await this.controlQueues[c.Partition].UpdateMessageAsync(c.QueueMessageId, receipt, visibilityTimeout: TimeSpan.Zero, cancellationToken: cancellationToken).ConfigureAwait(false);
         }
         catch (RequestFailedException ex) when (ex.Status is 404 or 400)
         {

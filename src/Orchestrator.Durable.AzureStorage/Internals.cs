@@ -4,6 +4,24 @@ using Orchestrator.Durable.History;
 
 namespace Orchestrator.Durable.AzureStorage;
 
+/// <summary>
+/// One control-queue message as received: its id and current pop receipt. Several held messages
+/// share one copy when the queue message carried a batch (a ContinueAsNew start with its carried
+/// events); the queue message is deleted only when every one of them is consumed.
+/// </summary>
+internal sealed class QueueCopy
+{
+    public required string QueueMessageId { get; init; }
+
+    public required int Partition { get; init; }
+
+    /// <summary>Changes when the message is received again; read and written under the backend's gate.</summary>
+    public required string PopReceipt { get; set; }
+
+    /// <summary>The blob holding a large message body, deleted with the message.</summary>
+    public string? BlobPath { get; init; }
+}
+
 /// <summary>A message held in memory for an instance: from a control queue (with its pop receipt) or delivered in-process.</summary>
 internal sealed class HeldMessage
 {
@@ -11,13 +29,10 @@ internal sealed class HeldMessage
 
     public required int Partition { get; init; }
 
-    /// <summary>The queue message id; null for a message delivered in-process (an activity result).</summary>
-    public string? QueueMessageId { get; init; }
+    /// <summary>The queue message it came in; null for a message delivered in-process (an activity result).</summary>
+    public QueueCopy? Copy { get; init; }
 
-    public string? PopReceipt { get; set; }
-
-    /// <summary>The blob holding a large message body, deleted with the message.</summary>
-    public string? BlobPath { get; init; }
+    public string? QueueMessageId => this.Copy?.QueueMessageId;
 }
 
 /// <summary>The in-process state of one instance: its undelivered messages and whether an episode runs.</summary>
