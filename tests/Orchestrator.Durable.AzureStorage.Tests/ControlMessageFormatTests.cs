@@ -20,7 +20,9 @@ public sealed class ControlMessageFormatTests(AzuriteFixture azurite)
     [Fact]
     public void DeserializeBody_SingleMessageFixture_ReadsOneMessage()
     {
-        TaskMessage m = Assert.Single(AzureStorageOrchestrationBackend.DeserializeBody(SingleMessageFixture));
+        ControlBody body = AzureStorageOrchestrationBackend.DeserializeBody(SingleMessageFixture);
+        TaskMessage m = Assert.Single(body.Messages);
+        Assert.False(body.NewInstance);
 
         Assert.Equal("i1|e1|result|0", m.MessageId);
         Assert.Equal("i1", m.InstanceId);
@@ -37,12 +39,61 @@ public sealed class ControlMessageFormatTests(AzuriteFixture azurite)
         TaskMessage carried = CarriedEvent("i1", "e2", "approval", "\"yes\"");
 
         string body = AzureStorageOrchestrationBackend.SerializeBatch([start, carried]);
-        IReadOnlyList<TaskMessage> read = AzureStorageOrchestrationBackend.DeserializeBody(body);
+        ControlBody decoded = AzureStorageOrchestrationBackend.DeserializeBody(body);
+        IReadOnlyList<TaskMessage> read = decoded.Messages;
+        Assert.False(decoded.NewInstance);
 
         Assert.StartsWith("{\"$batch\":[", body, StringComparison.Ordinal);
         Assert.Equal([start.MessageId, carried.MessageId], read.Select(m => m.MessageId));
         Assert.Equal("e2", Assert.IsType<ExecutionStartedEvent>(read[0].Event).ExecutionId);
         Assert.Equal("\"yes\"", Assert.IsType<EventRaisedEvent>(read[1].Event).Input);
+    }
+
+    [Fact]
+    public void DeserializeBody_NewInstanceStartFixture_ReadsTheFlag()
+    {
+        const string fixture =
+            """{"$batch":[{"messageId":"i1|e1|start","instanceId":"i1","executionId":"e1","event":{"type":"ExecutionStarted","name":"Loop","instanceId":"i1","executionId":"e1","input":"1","eventId":-1,"timestamp":"2030-01-01T00:00:00+00:00"}}],"instanceId":"i1","newInstance":true}""";
+
+        ControlBody body = AzureStorageOrchestrationBackend.DeserializeBody(fixture);
+
+        Assert.True(body.NewInstance);
+        Assert.Equal("e1", Assert.IsType<ExecutionStartedEvent>(Assert.Single(body.Messages).Event).ExecutionId);
+        Assert.True(AzureStorageOrchestrationBackend.DeserializeBody(AzureStorageOrchestrationBackend.SerializeBatch(body.Messages, newInstance: true)).NewInstance);
+    }
+
+    /// <summary>
+    /// Scheduling a new id costs one insert and one send, and its first episode reads nothing; if a
+    /// start claims a new instance that has a history after all, the insert-if-absent checkpoint
+    /// refuses it and the next episode reads the history.
+    /// </summary>
+    [Fact(Timeout = 60_000)]
+    public async Task NewInstanceStart_NoHistoryRead_AndAFalseClaimIsRefusedByTheCheckpoint()
+    {
+        await using var backend = new AzureStorageOrchestrationBackend(TestHost.Options(azurite, AzuriteFixture.NewHubName("fresh")) with { PartitionCount = 1, HistoryCacheSize = 0 });
+        await backend.CreateIfNotExistsAsync(default);
+        var client = new DurableTaskClient(backend);
+        string id = await client.ScheduleNewOrchestrationInstanceAsync("Anything", "in");
+
+        OrchestrationWorkItem first = await LockAsync(backend, expectedMessages: 1);
+        Assert.Empty(first.History);
+        // Point reads: none (the partition scan when the lease is acquired is a query).
+        Assert.DoesNotContain("GET Instances(entity)", backend.StorageOperationsByKind.Keys);
+        Assert.DoesNotContain("GET History(entity)", backend.StorageOperationsByKind.Keys);
+        Assert.Equal(1, backend.StorageOperationsByKind["POST Instances"]);
+        await backend.CommitCheckpointAsync(first, RunningCheckpoint(first), default);
+        await backend.DispatchOutboxAsync(first, default);
+        await backend.ReleaseOrchestrationWorkItemAsync(first, first.Messages.Select(m => m.MessageId).ToList(), default);
+
+        // The same start again, wrongly claiming a new instance (no cache: HistoryCacheSize = 0).
+        await backend.ControlQueueFor(id).SendMessageAsync(AzureStorageOrchestrationBackend.SerializeBatch(first.Messages, newInstance: true));
+        OrchestrationWorkItem claimed = await LockAsync(backend, expectedMessages: 1);
+        Assert.Empty(claimed.History);
+        await Assert.ThrowsAsync<WorkItemLockLostException>(() => backend.CommitCheckpointAsync(claimed, RunningCheckpoint(claimed), default));
+
+        OrchestrationWorkItem reread = await LockAsync(backend, expectedMessages: 1);
+        Assert.Equal(["OrchestratorStarted", "ExecutionStarted"], reread.History.Select(e => e.EventType));
+        Assert.Equal(2, (await backend.GetHistoryAsync(id, default))!.Count);
     }
 
     [Theory]
@@ -96,7 +147,7 @@ public sealed class ControlMessageFormatTests(AzuriteFixture azurite)
         await backend.DispatchOutboxAsync(first, default);
 
         PeekedMessage[] peeked = (await backend.ControlQueueFor(id).PeekMessagesAsync(32)).Value;
-        IReadOnlyList<TaskMessage> sent = AzureStorageOrchestrationBackend.DeserializeBody(Assert.Single(peeked).Body.ToString());
+        IReadOnlyList<TaskMessage> sent = AzureStorageOrchestrationBackend.DeserializeBody(Assert.Single(peeked).Body.ToString()).Messages;
         Assert.Equal(run.Outbox.Select(m => m.MessageId).Order(StringComparer.Ordinal), sent.Select(m => m.MessageId).Order(StringComparer.Ordinal));
         await backend.ReleaseOrchestrationWorkItemAsync(first, run.Consumed.Select(m => m.MessageId).ToList(), default);
 
@@ -123,6 +174,17 @@ public sealed class ControlMessageFormatTests(AzuriteFixture azurite)
             "a work item");
         Assert.Equal(expectedMessages, item!.Messages.Count);
         return item;
+    }
+
+    private static OrchestrationCheckpoint RunningCheckpoint(OrchestrationWorkItem item)
+    {
+        var start = (ExecutionStartedEvent)item.Messages.Single().Event;
+        return new OrchestrationCheckpoint
+        {
+            NewEvents = [new OrchestratorStartedEvent { Timestamp = DateTimeOffset.UnixEpoch }, start],
+            Outbox = [],
+            State = new InstanceState { InstanceId = item.InstanceId, Name = start.Name, ExecutionId = start.ExecutionId, Status = OrchestrationRuntimeStatus.Running },
+        };
     }
 
     private static TaskMessage StartMessage(string instanceId, string executionId) => new()
