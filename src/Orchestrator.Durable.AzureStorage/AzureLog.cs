@@ -14,6 +14,9 @@ internal static partial class AzureLog
     [LoggerMessage(EventId = 3002, Level = LogLevel.Warning, Message = "A lease round failed; leases are retried at the next interval.")]
     public static partial void LeaseRoundFailed(ILogger logger, Exception exception);
 
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Information, Message = "Removed the heartbeat of worker {WorkerId}, dead for more than two lease durations.")]
+    public static partial void StaleWorkerRemoved(ILogger logger, string workerId);
+
     [LoggerMessage(EventId = 3010, Level = LogLevel.Warning, Message = "Message {QueueMessageId} for unknown instance '{InstanceId}' was dropped.")]
     public static partial void UnknownInstanceMessageDropped(ILogger logger, string queueMessageId, string instanceId);
 

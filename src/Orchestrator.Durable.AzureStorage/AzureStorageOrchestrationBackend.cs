@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -47,7 +48,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
     private readonly TimeProvider time;
     private readonly ILogger logger;
     private readonly StorageNames names;
-    private readonly StorageRequestCounter counter = new();
+    private readonly StorageRequestCounter counter;
     private readonly TableClient historyTable;
     private readonly TableClient instancesTable;
     private readonly TableClient leasesTable;
@@ -68,6 +69,12 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
     private readonly PollBackoff[] partitionBackoff;
     private readonly PollBackoff workItemBackoff;
     private readonly ConcurrentDictionary<Task, byte> background = new();
+    private readonly CancellationTokenSource stopping = new();
+
+    // Queue message id -> times this worker received a message it already held (its visibility ran
+    // out while it waited): those raise the dequeue count without being failed deliveries.
+    private readonly ConcurrentDictionary<string, long> benignReceives = new(StringComparer.Ordinal);
+    private int keeperStarted;
     private int created;
     private int disposed;
     private long deferredRequeues;
@@ -82,6 +89,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         this.time = options.TimeProvider;
         this.logger = (options.LoggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Orchestrator.Durable.AzureStorage");
         this.names = new StorageNames(options.TaskHubName, options.PartitionCount);
+        this.counter = new StorageRequestCounter(options.TaskHubName);
         TableServiceClient tables;
         QueueServiceClient queues;
         BlobServiceClient blobs;
@@ -117,6 +125,9 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
 
     /// <summary>Requests sent to storage by this backend (tables, queues and blobs, retries included).</summary>
     public long StorageOperationCount => this.counter.Count;
+
+    /// <summary>The requests of <see cref="StorageOperationCount"/> by method and resource kind.</summary>
+    internal IReadOnlyDictionary<string, long> StorageOperationsByKind => this.counter.ByKind;
 
     internal PartitionLeaseManager Leases => this.leases;
 
@@ -184,43 +195,48 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         }
 
         string pk = StorageNames.EscapeKey(started.InstanceId);
-        NullableResponse<TableEntity> existing = await this.instancesTable.GetEntityIfExistsAsync<TableEntity>(pk, InstanceRowKey, ["Status"], cancellationToken).ConfigureAwait(false);
         TableEntity entity = await this.NewInstanceEntityAsync(started, cancellationToken).ConfigureAwait(false);
         ETag etag;
-        if (existing.HasValue)
+        bool fresh = false;
+        try
         {
-            OrchestrationRuntimeStatus status = ParseStatus(existing.Value!);
-            if (!status.IsTerminal())
+            // Insert first: a new id (the common case) costs one request, not a read and a write.
+            etag = (await this.instancesTable.AddEntityAsync(entity, cancellationToken).ConfigureAwait(false)).Headers.ETag ?? ETag.All;
+            fresh = true;
+        }
+        catch (RequestFailedException ex) when (ex.Status == 409)
+        {
+            NullableResponse<TableEntity> existing = await this.instancesTable.GetEntityIfExistsAsync<TableEntity>(pk, InstanceRowKey, ["Status", "ExecutionId"], cancellationToken).ConfigureAwait(false);
+            OrchestrationRuntimeStatus status = existing.HasValue ? ParseStatus(existing.Value!) : OrchestrationRuntimeStatus.Pending;
+            if (existing.HasValue && existing.Value!.GetString("ExecutionId") == started.ExecutionId)
             {
+                // Our own insert: its response was lost and the client retried it (a busy account).
+                etag = existing.Value.ETag;
+                fresh = true;
+            }
+            else if (!existing.HasValue || !status.IsTerminal())
+            {
+                // Running, or purged and claimed again by someone else meanwhile.
                 throw new OrchestrationAlreadyExistsException(started.InstanceId, status);
             }
-
-            try
+            else
             {
-                // The old history stays until purge: its sentinel records a finished execution, and a
-                // start for a different execution after a finished one begins a fresh history.
-                etag = (await this.instancesTable.UpdateEntityAsync(entity, existing.Value!.ETag, TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false)).Headers.ETag ?? ETag.All;
-            }
-            catch (RequestFailedException ex) when (ex.Status == 412)
-            {
-                throw new OrchestrationAlreadyExistsException(started.InstanceId, OrchestrationRuntimeStatus.Pending);
-            }
-        }
-        else
-        {
-            try
-            {
-                etag = (await this.instancesTable.AddEntityAsync(entity, cancellationToken).ConfigureAwait(false)).Headers.ETag ?? ETag.All;
-            }
-            catch (RequestFailedException ex) when (ex.Status == 409)
-            {
-                throw new OrchestrationAlreadyExistsException(started.InstanceId, OrchestrationRuntimeStatus.Pending);
+                try
+                {
+                    // The old history stays until purge: its sentinel records a finished execution, and a
+                    // start for a different execution after a finished one begins a fresh history.
+                    etag = (await this.instancesTable.UpdateEntityAsync(entity, existing.Value!.ETag, TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false)).Headers.ETag ?? ETag.All;
+                }
+                catch (RequestFailedException ex2) when (ex2.Status == 412)
+                {
+                    throw new OrchestrationAlreadyExistsException(started.InstanceId, OrchestrationRuntimeStatus.Pending);
+                }
             }
         }
 
         try
         {
-            await this.EnqueueControlAsync(startMessage, cancellationToken).ConfigureAwait(false);
+            await this.EnqueueControlAsync([startMessage], fresh, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -367,6 +383,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
     {
         this.ThrowIfDisposed();
         await this.leases.EnsureRunningAsync(cancellationToken).ConfigureAwait(false);
+        this.EnsureVisibilityKeeper();
         this.ExpireLapsedLocks();
         for (int attempt = 0; attempt < 8; attempt++)
         {
@@ -436,6 +453,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         }
 
         string customHash = Hash(state.CustomStatus);
+        string commitId = $"{ep.Token}:{seq}";
         var sentinel = new TableEntity(pk, SentinelKey)
         {
             ["InstanceId"] = id,
@@ -445,6 +463,9 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             ["CustomHash"] = customHash,
             ["Partition"] = ep.Session.Partition,
             ["PendingActivities"] = CountPendingActivities(all),
+
+            // Tells this commit apart from another writer's when a retried request conflicts.
+            ["Commit"] = commitId,
 
             // Set until the instances row shows the final state: a worker that dies in between
             // leaves it set, and the next owner of the partition repairs the row.
@@ -461,8 +482,16 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         }
         catch (RequestFailedException ex) when (ex.Status is 409 or 412 or 404)
         {
-            this.LoseLock(ep);
-            throw new WorkItemLockLostException(id);
+            // A conflict is another writer, or this very transaction: its response was lost and the
+            // client retried it (a busy account). The sentinel's commit id tells which.
+            NullableResponse<TableEntity> now = await this.historyTable.GetEntityIfExistsAsync<TableEntity>(pk, SentinelKey, ["Commit"], cancellationToken).ConfigureAwait(false);
+            if (!now.HasValue || now.Value!.GetString("Commit") != commitId)
+            {
+                this.LoseLock(ep);
+                throw new WorkItemLockLostException(id);
+            }
+
+            newETag = now.Value.ETag;
         }
 
         var newState = new HistoryState
@@ -522,19 +551,32 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             return;
         }
 
+        // Messages to this instance that become due together travel in one queue message, so they
+        // are received together: a ContinueAsNew start and the events it carries over must reach
+        // the new execution in one episode, or an execution that continues at once would finish
+        // before its carried events arrive (and drop them as stale).
         var messages = rows.SelectMany(r => r.Messages).ToList();
+        var groups = messages.Where(m => m.InstanceId == workItem.InstanceId).GroupBy(m => m.VisibleAt).Select(g => (IReadOnlyList<TaskMessage>)g.ToList())
+            .Concat(messages.Where(m => m.InstanceId != workItem.InstanceId).Select(m => (IReadOnlyList<TaskMessage>)[m]))
+            .ToList();
         await Parallel.ForEachAsync(
-            messages,
+            groups,
             new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken },
-            async (m, ct) =>
+            async (group, ct) =>
             {
-                if (m.Event is ExecutionStartedEvent started && m.InstanceId != workItem.InstanceId
-                    && !await this.EnsureSubOrchestrationInstanceAsync(started, ct).ConfigureAwait(false))
+                bool fresh = false;
+                if (group is [{ Event: ExecutionStartedEvent started } m] && m.InstanceId != workItem.InstanceId)
                 {
-                    return;
+                    SubStart verdict = await this.EnsureSubOrchestrationInstanceAsync(started, ct).ConfigureAwait(false);
+                    if (verdict == SubStart.Refused)
+                    {
+                        return;
+                    }
+
+                    fresh = verdict == SubStart.Created;
                 }
 
-                await this.EnqueueControlAsync(m, ct).ConfigureAwait(false);
+                await this.EnqueueControlAsync(group, fresh, ct).ConfigureAwait(false);
             }).ConfigureAwait(false);
 
         string pk = StorageNames.EscapeKey(workItem.InstanceId);
@@ -563,8 +605,17 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         ArgumentNullException.ThrowIfNull(consumedMessageIds);
         Episode ep = (Episode)workItem.BackendState!;
         var consumed = new HashSet<string>(consumedMessageIds, StringComparer.Ordinal);
-        var done = ep.Snapshot.Where(h => consumed.Contains(h.Message.MessageId)).ToList();
-        await Task.WhenAll(done.Where(h => h.QueueMessageId is not null).Select(h => this.DeleteHeldAsync(h, cancellationToken))).ConfigureAwait(false);
+        var done = ep.Snapshot.Where(h => consumed.Contains(h.Message.MessageId)).ToHashSet();
+        List<QueueCopy> finished;
+        lock (this.gate)
+        {
+            // A queue message that carried several messages goes only when all of them are consumed.
+            finished = done.Where(h => h.Copy is not null).Select(h => h.Copy!).Distinct()
+                .Where(c => !ep.Session.Messages.Any(h => h.Copy == c && !done.Contains(h)))
+                .ToList();
+        }
+
+        await Task.WhenAll(finished.Select(c => this.DeleteCopyAsync(c, cancellationToken))).ConfigureAwait(false);
         bool terminal = ep.State.Status is { } s && s.IsTerminal();
         if (terminal)
         {
@@ -610,7 +661,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         }
 
         this.Unlock(ep.Session, ep.Token, [], requeue: true);
-        await Task.WhenAll(queued.Select(h => this.MakeVisibleAsync(h, cancellationToken))).ConfigureAwait(false);
+        await Task.WhenAll(queued.Select(h => h.Copy!).Distinct().Select(c => this.MakeVisibleAsync(c, cancellationToken))).ConfigureAwait(false);
         this.orchestrationSignal.Set();
     }
 
@@ -647,8 +698,8 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         this.workItemBackoff.Reset();
         QueueMessage qm = received[0];
         string body = qm.Body.ToString();
-        (TaskMessage? m, string? blob, string? error) = await this.TryDecodeAsync(body, cancellationToken).ConfigureAwait(false);
-        if (m is not { Event: TaskScheduledEvent } || m.ExecutionId is null)
+        (ControlBody? decoded, string? blob, string? error) = await this.TryDecodeAsync(body, cancellationToken).ConfigureAwait(false);
+        if (decoded?.Messages is not [{ Event: TaskScheduledEvent, ExecutionId: not null } m])
         {
             await this.PoisonAsync(this.workItemQueue, qm, body, error ?? "an activity work item must carry a TaskScheduled event and an execution id", cancellationToken).ConfigureAwait(false);
             return null;
@@ -742,12 +793,114 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             return;
         }
 
+        await this.stopping.CancelAsync().ConfigureAwait(false);
         await this.leases.DisposeAsync().ConfigureAwait(false);
         await Task.WhenAll(this.background.Keys).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         this.pollGate.Dispose();
+        this.stopping.Dispose();
     }
 
     // ---------------------------------------------------------------- fetching
+
+    /// <summary>
+    /// How long a fetched control message stays hidden: at most two lease renew intervals. Messages
+    /// held longer (a long episode, messages waiting for a start) are kept hidden by
+    /// <see cref="KeepHeldMessagesHiddenAsync"/> only while their partition is consumable, which ends
+    /// one renew interval before the lease can expire; so the messages of a worker that dies or
+    /// hangs reappear within LeaseDuration + LeaseRenewInterval, when its partitions can be taken over.
+    /// </summary>
+    private TimeSpan ControlVisibility(TimeSpan lockTimeout)
+    {
+        TimeSpan bound = this.options.LeaseRenewInterval * 2;
+        return VisibilityFor(lockTimeout < bound ? lockTimeout : bound);
+    }
+
+    private void EnsureVisibilityKeeper()
+    {
+        if (Interlocked.Exchange(ref this.keeperStarted, 1) == 0)
+        {
+            this.RunInBackground("keep held control messages hidden", this.KeepHeldMessagesHiddenAsync);
+        }
+    }
+
+    /// <summary>
+    /// Renews the visibility of control messages this worker still holds, in partitions it still
+    /// consumes, before it runs out. A lost partition's messages are not renewed and reappear for
+    /// the next owner. Runs on real time: queue visibility is the service's clock, not the backend's.
+    /// </summary>
+    private async Task KeepHeldMessagesHiddenAsync()
+    {
+        TimeSpan visibility = this.ControlVisibility(TimeSpan.MaxValue);
+        TimeSpan every = TimeSpan.FromTicks(Math.Max(visibility.Ticks / 4, TimeSpan.FromMilliseconds(200).Ticks));
+        long renewBelow = (long)(visibility.TotalSeconds / 2 * Stopwatch.Frequency);
+        CancellationToken stop = this.stopping.Token;
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(every, TimeProvider.System, stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+
+            long now = Stopwatch.GetTimestamp();
+            List<(QueueCopy Copy, string Receipt)> due;
+            lock (this.gate)
+            {
+                due = this.sessions.Values.SelectMany(s => s.Messages).Select(h => h.Copy)
+                    .OfType<QueueCopy>().Distinct()
+                    .Where(c => !c.Released && c.Renewal is null && c.VisibleUntil - now < renewBelow && this.leases.IsConsumable(c.Partition))
+                    .Select(c => (c, c.PopReceipt))
+                    .ToList();
+            }
+
+            foreach ((QueueCopy copy, string receipt) in due)
+            {
+                var renewal = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                lock (this.gate)
+                {
+                    if (copy.Released || copy.PopReceipt != receipt)
+                    {
+                        continue;
+                    }
+
+                    copy.Renewal = renewal.Task;
+                }
+
+                try
+                {
+                    UpdateReceipt r = (await this.controlQueues[copy.Partition].UpdateMessageAsync(copy.QueueMessageId, receipt, visibilityTimeout: visibility, cancellationToken: stop).ConfigureAwait(false)).Value;
+                    lock (this.gate)
+                    {
+                        if (copy.PopReceipt == receipt)
+                        {
+                            copy.PopReceipt = r.PopReceipt;
+                            copy.VisibleUntil = Stopwatch.GetTimestamp() + (long)(visibility.TotalSeconds * Stopwatch.Frequency);
+                        }
+                    }
+                }
+                catch (RequestFailedException ex) when (ex.Status is 404 or 400)
+                {
+                    // Deleted meanwhile (consumed), or received again with a new receipt.
+                }
+                catch (OperationCanceledException) when (stop.IsCancellationRequested)
+                {
+                    return;
+                }
+                finally
+                {
+                    lock (this.gate)
+                    {
+                        copy.Renewal = null;
+                    }
+
+                    renewal.TrySetResult();
+                }
+            }
+        }
+    }
 
     /// <summary>
     /// Unlocks sessions whose episode held the lock past its timeout without releasing it (the
@@ -835,7 +988,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                 return false;
             }
 
-            TimeSpan visibility = VisibilityFor(lockTimeout);
+            TimeSpan visibility = this.ControlVisibility(lockTimeout);
             QueueMessage[][] results = await Task.WhenAll(partitions.Select(async p =>
                 (await this.controlQueues[p].ReceiveMessagesAsync(MaxMessagesPerFetch, visibility, cancellationToken).ConfigureAwait(false)).Value)).ConfigureAwait(false);
             bool any = false;
@@ -850,7 +1003,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
 
                 this.partitionBackoff[p].Reset();
                 any = true;
-                await this.HandleFetchedAsync(p, results[i], cancellationToken).ConfigureAwait(false);
+                await this.HandleFetchedAsync(p, results[i], visibility, cancellationToken).ConfigureAwait(false);
             }
 
             return any;
@@ -861,15 +1014,16 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         }
     }
 
-    private async Task HandleFetchedAsync(int partition, QueueMessage[] fetched, CancellationToken cancellationToken)
+    private async Task HandleFetchedAsync(int partition, QueueMessage[] fetched, TimeSpan visibility, CancellationToken cancellationToken)
     {
+        long visibleUntil = Stopwatch.GetTimestamp() + (long)(visibility.TotalSeconds * Stopwatch.Frequency);
         QueueClient queue = this.controlQueues[partition];
         DateTimeOffset now = this.time.GetUtcNow();
         foreach (QueueMessage qm in fetched)
         {
             string body = qm.Body.ToString();
-            (TaskMessage? m, string? blob, string? error) = await this.TryDecodeAsync(body, cancellationToken).ConfigureAwait(false);
-            if (m is null)
+            (ControlBody? decoded, string? blob, string? error) = await this.TryDecodeAsync(body, cancellationToken).ConfigureAwait(false);
+            if (decoded is null)
             {
                 string reason = $"unreadable message: {error}";
                 await this.PoisonAsync(queue, qm, body, reason, cancellationToken).ConfigureAwait(false);
@@ -881,13 +1035,18 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                 continue;
             }
 
+            TaskMessage m = decoded.Messages[0];
             bool alreadyHeld = false;
             lock (this.gate)
             {
                 if (this.sessions.TryGetValue(m.InstanceId, out InstanceSession? s) && s.Messages.FirstOrDefault(h => h.QueueMessageId == qm.MessageId) is { } held)
                 {
                     // Its visibility ran out while it waited here: keep one copy, with the new receipt.
-                    held.PopReceipt = qm.PopReceipt;
+                    held.Copy!.PopReceipt = qm.PopReceipt;
+                    held.Copy.VisibleUntil = visibleUntil;
+
+                    // Not a failed delivery: it must not count towards the poison threshold.
+                    this.benignReceives.AddOrUpdate(qm.MessageId, 1, (_, n) => n + 1);
                     alreadyHeld = true;
                     this.MarkReady(s);
                 }
@@ -898,11 +1057,13 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                 continue;
             }
 
-            if (qm.DequeueCount > this.options.MaxDequeueCount)
+            long deliveries = qm.DequeueCount - this.benignReceives.GetValueOrDefault(qm.MessageId);
+            if (deliveries > this.options.MaxDequeueCount)
             {
-                string reason = $"dequeued {qm.DequeueCount} times, more than MaxDequeueCount ({this.options.MaxDequeueCount})";
+                string reason = $"dequeued {qm.DequeueCount} times ({deliveries} deliveries not counting re-fetches while held), more than MaxDequeueCount ({this.options.MaxDequeueCount})";
                 await this.PoisonAsync(queue, qm, body, reason, cancellationToken).ConfigureAwait(false);
                 await this.FailInstanceAsync(m.InstanceId, qm.MessageId, m.MessageId, reason, cancellationToken).ConfigureAwait(false);
+                this.benignReceives.TryRemove(qm.MessageId, out _);
                 continue;
             }
 
@@ -915,10 +1076,15 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                 continue;
             }
 
+            var copy = new QueueCopy { QueueMessageId = qm.MessageId, Partition = partition, PopReceipt = qm.PopReceipt, BlobPath = blob, VisibleUntil = visibleUntil };
             lock (this.gate)
             {
                 InstanceSession s = this.GetOrAddSession(m.InstanceId);
-                s.Messages.Add(new HeldMessage { Message = m, Partition = partition, QueueMessageId = qm.MessageId, PopReceipt = qm.PopReceipt, BlobPath = blob });
+                foreach (TaskMessage member in decoded.Messages)
+                {
+                    s.Messages.Add(new HeldMessage { Message = member, Partition = partition, Copy = copy, NewInstance = decoded.NewInstance && member.Event is ExecutionStartedEvent });
+                }
+
                 this.MarkReady(s);
             }
         }
@@ -929,7 +1095,24 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         string id = session.InstanceId;
         bool fromStorage = false;
         List<OutboxRow> leftover = [];
-        if (!this.cache.TryGet(id, out HistoryState state))
+        bool mustLoad;
+        lock (this.gate)
+        {
+            mustLoad = session.MustLoad;
+        }
+
+        if (this.cache.TryGet(id, out HistoryState state))
+        {
+            // Written by this worker's last checkpoint of the instance, which still owns it.
+        }
+        else if (!mustLoad && snapshot.Any(h => h.NewInstance))
+        {
+            // The start of an instance whose row was just inserted: there is no history to read. The
+            // first checkpoint inserts the sentinel (insert-if-absent), so if a history exists after
+            // all the commit fails, and the next episode reads it.
+            state = new HistoryState { Events = [] };
+        }
+        else
         {
             (state, leftover) = await this.LoadAsync(id, cancellationToken).ConfigureAwait(false);
             fromStorage = true;
@@ -946,12 +1129,16 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                 DateTimeOffset now = this.time.GetUtcNow();
                 DateTimeOffset? due = row.Value!.GetDateTimeOffset("ScheduledStartTime");
                 TimeSpan delay = due is { } d && d > now ? d - now : TimeSpan.FromSeconds(1);
-                var early = snapshot.Where(h => h.QueueMessageId is not null).ToList();
+                var early = snapshot.Where(h => h.Copy is not null).ToList();
                 foreach (HeldMessage h in early)
                 {
                     string body = await this.EncodeAsync(h.Message, cancellationToken).ConfigureAwait(false);
                     await this.controlQueues[h.Partition].SendMessageAsync(body, VisibilityFor(delay, this.options.MaxMessageVisibilityDelay), TimeSpan.FromSeconds(-1), cancellationToken).ConfigureAwait(false);
-                    await DeleteQuietlyAsync(this.controlQueues[h.Partition], h.QueueMessageId!, h.PopReceipt!, cancellationToken).ConfigureAwait(false);
+                }
+
+                foreach (QueueCopy c in early.Select(h => h.Copy!).Distinct())
+                {
+                    await this.DeleteCopyAsync(c, cancellationToken).ConfigureAwait(false);
                 }
 
                 lock (this.gate)
@@ -973,7 +1160,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                     AzureLog.UnknownInstanceMessageDropped(this.logger, h.QueueMessageId ?? h.Message.MessageId, id);
                 }
 
-                await Task.WhenAll(snapshot.Where(h => h.QueueMessageId is not null).Select(h => this.DeleteHeldAsync(h, cancellationToken))).ConfigureAwait(false);
+                await Task.WhenAll(snapshot.Where(h => h.Copy is not null).Select(h => h.Copy!).Distinct().Select(c => this.DeleteCopyAsync(c, cancellationToken))).ConfigureAwait(false);
                 lock (this.gate)
                 {
                     foreach (HeldMessage h in snapshot)
@@ -1134,6 +1321,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
     {
         bool signal = false;
         List<HeldMessage>? evicted = null;
+        List<Func<Task>>? failures = null;
         lock (this.gate)
         {
             if (s.Token != token)
@@ -1144,6 +1332,12 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
 
             s.Locked = false;
             s.Token = null;
+            if (s.PendingFailures.Count > 0)
+            {
+                failures = [.. s.PendingFailures];
+                s.PendingFailures.Clear();
+            }
+
             if (!this.leases.IsConsumable(s.Partition))
             {
                 evicted = [.. s.Messages];
@@ -1174,6 +1368,11 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         {
             this.orchestrationSignal.Set();
         }
+
+        foreach (Func<Task> fail in failures ?? [])
+        {
+            this.RunInBackground("fail an instance whose message was poisoned while an episode ran", fail);
+        }
     }
 
     private void LoseLock(Episode ep)
@@ -1182,6 +1381,11 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         // next episode re-reads the history and the engine drops what is now a duplicate. If the
         // partition is gone, unlocking hands the messages over.
         this.cache.Remove(ep.Session.InstanceId);
+        lock (this.gate)
+        {
+            ep.Session.MustLoad = true;
+        }
+
         this.Unlock(ep.Session, ep.Token, ep.Snapshot, requeue: true);
     }
 
@@ -1213,16 +1417,14 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
 
         this.RunInBackground("hand over messages of a lost partition", async () =>
         {
-            foreach (HeldMessage h in messages)
+            foreach (HeldMessage h in messages.Where(h => h.Copy is null))
             {
-                if (h.QueueMessageId is null)
-                {
-                    await this.EnqueueControlAsync(h.Message, CancellationToken.None).ConfigureAwait(false);
-                }
-                else
-                {
-                    await this.MakeVisibleAsync(h, CancellationToken.None).ConfigureAwait(false);
-                }
+                await this.EnqueueControlAsync(h.Message, CancellationToken.None).ConfigureAwait(false);
+            }
+
+            foreach (QueueCopy c in messages.Where(h => h.Copy is not null).Select(h => h.Copy!).Distinct())
+            {
+                await this.MakeVisibleAsync(c, CancellationToken.None).ConfigureAwait(false);
             }
         });
     }
@@ -1340,11 +1542,20 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
 
     // ---------------------------------------------------------------- queues and messages
 
-    private async Task EnqueueControlAsync(TaskMessage m, CancellationToken cancellationToken)
+    private Task EnqueueControlAsync(TaskMessage m, CancellationToken cancellationToken) => this.EnqueueControlAsync([m], false, cancellationToken);
+
+    /// <summary>
+    /// Sends messages for one instance, due at one time, as one queue message. <paramref name="newInstance"/>
+    /// says the instance row was just inserted, so the instance has no history to read.
+    /// </summary>
+    private async Task EnqueueControlAsync(IReadOnlyList<TaskMessage> group, bool newInstance, CancellationToken cancellationToken)
     {
-        int p = this.PartitionOf(m.InstanceId);
-        string body = await this.EncodeAsync(m, cancellationToken).ConfigureAwait(false);
-        TimeSpan delay = m.VisibleAt is { } at ? at - this.time.GetUtcNow() : TimeSpan.Zero;
+        TaskMessage first = group[0];
+        int p = this.PartitionOf(first.InstanceId);
+        string body = group.Count == 1 && !newInstance
+            ? await this.EncodeAsync(first, cancellationToken).ConfigureAwait(false)
+            : await this.EncodeBatchAsync(group, newInstance, cancellationToken).ConfigureAwait(false);
+        TimeSpan delay = first.VisibleAt is { } at ? at - this.time.GetUtcNow() : TimeSpan.Zero;
         TimeSpan visibility = VisibilityFor(delay, this.options.MaxMessageVisibilityDelay);
         await this.controlQueues[p].SendMessageAsync(body, visibility, TimeSpan.FromSeconds(-1), cancellationToken).ConfigureAwait(false);
         if (visibility == TimeSpan.Zero)
@@ -1367,7 +1578,78 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         return JsonSerializer.Serialize(new Dictionary<string, string> { ["$blob"] = path, ["instanceId"] = m.InstanceId, ["messageId"] = m.MessageId });
     }
 
-    private async Task<(TaskMessage? Message, string? BlobPath, string? Error)> TryDecodeAsync(string body, CancellationToken cancellationToken)
+    private async Task<string> EncodeBatchAsync(IReadOnlyList<TaskMessage> group, bool newInstance, CancellationToken cancellationToken)
+    {
+        string json = SerializeBatch(group, newInstance);
+        if (Encoding.UTF8.GetByteCount(json) <= PayloadStore.MaxQueueMessageBytes)
+        {
+            return json;
+        }
+
+        TaskMessage first = group[0];
+        string path = $"messages/{StorageNames.EscapeKey(first.InstanceId)}/{StorageNames.EscapeKey(first.MessageId)}.batch";
+        await this.payloads.UploadAsync(path, json, cancellationToken).ConfigureAwait(false);
+        return JsonSerializer.Serialize(new Dictionary<string, string> { ["$blob"] = path, ["instanceId"] = first.InstanceId, ["messageId"] = first.MessageId });
+    }
+
+    // WARNING: control-queue bodies are persisted and may be read by a newer worker than the one
+    // that wrote them. Three shapes, told apart by their first property: a task message (the
+    // engine's TaskMessage JSON), {"$blob": path, "instanceId", "messageId"} (the body is in a blob),
+    // and {"$batch": [task messages], "instanceId", "newInstance"?} (messages for one instance,
+    // delivered together; newInstance true when the start of an instance whose row was just
+    // inserted, so no history exists). Add shapes only with a fixture in ControlMessageFormatTests.
+
+    /// <summary>Serializes messages for one instance as one batch body.</summary>
+    internal static string SerializeBatch(IReadOnlyList<TaskMessage> group, bool newInstance = false)
+    {
+        if (group.Count == 0 || group.Any(m => m.InstanceId != group[0].InstanceId))
+        {
+            throw new ArgumentException("A batch holds one or more messages for one instance.", nameof(group));
+        }
+
+        return "{\"$batch\":" + SerializeMessages(group) + ",\"instanceId\":" + JsonSerializer.Serialize(group[0].InstanceId)
+            + (newInstance ? ",\"newInstance\":true}" : "}");
+    }
+
+    /// <summary>Reads a body that is not a blob reference: one task message or a batch.</summary>
+    /// <exception cref="JsonException">The body is neither, or a message lacks its id, instance or event, or a batch mixes instances.</exception>
+    internal static ControlBody DeserializeBody(string json)
+    {
+        IReadOnlyList<TaskMessage> messages;
+        bool newInstance = false;
+        if (json.StartsWith("{\"$batch\"", StringComparison.Ordinal))
+        {
+            using var doc = JsonDocument.Parse(json);
+            if (!doc.RootElement.TryGetProperty("$batch", out JsonElement batch) || batch.ValueKind != JsonValueKind.Array || batch.GetArrayLength() == 0)
+            {
+                throw new JsonException("a batch must hold a non-empty array of task messages");
+            }
+
+            messages = batch.EnumerateArray().Select(e => HistorySerializer.DeserializeMessage(e.GetRawText())).ToList();
+            newInstance = doc.RootElement.TryGetProperty("newInstance", out JsonElement flag) && flag.ValueKind == JsonValueKind.True;
+        }
+        else
+        {
+            messages = [HistorySerializer.DeserializeMessage(json)];
+        }
+
+        foreach (TaskMessage m in messages)
+        {
+            if (m.Event is null || string.IsNullOrEmpty(m.InstanceId) || string.IsNullOrEmpty(m.MessageId))
+            {
+                throw new JsonException("a task message needs an instance id, a message id and an event");
+            }
+        }
+
+        if (messages.Any(m => m.InstanceId != messages[0].InstanceId))
+        {
+            throw new JsonException("a batch must hold messages for one instance");
+        }
+
+        return new ControlBody(messages, newInstance);
+    }
+
+    private async Task<(ControlBody? Body, string? BlobPath, string? Error)> TryDecodeAsync(string body, CancellationToken cancellationToken)
     {
         string? blob = null;
         try
@@ -1379,13 +1661,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                 json = await this.payloads.DownloadAsync(blob, cancellationToken).ConfigureAwait(false);
             }
 
-            TaskMessage m = HistorySerializer.DeserializeMessage(json);
-            if (m.Event is null || string.IsNullOrEmpty(m.InstanceId) || string.IsNullOrEmpty(m.MessageId))
-            {
-                throw new JsonException("a task message needs an instance id, a message id and an event");
-            }
-
-            return (m, blob, null);
+            return (DeserializeBody(json), blob, null);
         }
         catch (Exception ex) when (ex is JsonException or NotSupportedException or InvalidOperationException or FormatException or RequestFailedException)
         {
@@ -1433,6 +1709,8 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             session = this.GetOrAddSession(instanceId);
             if (session.Locked)
             {
+                // An episode runs: fail the instance once it lets go (its checkpoint, if any, first).
+                session.PendingFailures.Add(() => this.FailInstanceAsync(instanceId, queueMessageId, messageId, reason, CancellationToken.None));
                 return;
             }
 
@@ -1525,26 +1803,59 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         }
     }
 
-    private async Task DeleteHeldAsync(HeldMessage h, CancellationToken cancellationToken)
+    private async Task DeleteCopyAsync(QueueCopy c, CancellationToken cancellationToken)
     {
-        string? receipt;
-        lock (this.gate)
-        {
-            receipt = h.PopReceipt;
-        }
+        string receipt = await this.ReleaseCopyAsync(c).ConfigureAwait(false);
 
-        await DeleteQuietlyAsync(this.controlQueues[h.Partition], h.QueueMessageId!, receipt!, cancellationToken).ConfigureAwait(false);
-        if (h.BlobPath is not null)
+        this.benignReceives.TryRemove(c.QueueMessageId, out _);
+        if (!await DeleteQuietlyAsync(this.controlQueues[c.Partition], c.QueueMessageId, receipt, cancellationToken).ConfigureAwait(false))
         {
-            await this.payloads.DeleteAsync(h.BlobPath, cancellationToken).ConfigureAwait(false);
+            // A visibility renewal may have changed the receipt while the delete was in flight.
+            string now;
+            lock (this.gate)
+            {
+                now = c.PopReceipt;
+            }
+
+            if (now != receipt)
+            {
+                await DeleteQuietlyAsync(this.controlQueues[c.Partition], c.QueueMessageId, now, cancellationToken).ConfigureAwait(false);
+            }
+        }
+        if (c.BlobPath is not null)
+        {
+            await this.payloads.DeleteAsync(c.BlobPath, cancellationToken).ConfigureAwait(false);
         }
     }
 
-    private async Task MakeVisibleAsync(HeldMessage h, CancellationToken cancellationToken)
+    /// <summary>Stops renewals of the copy, waits for one in flight, and returns the receipt to delete or give it back with.</summary>
+    private async Task<string> ReleaseCopyAsync(QueueCopy c)
     {
+        Task? renewal;
+        lock (this.gate)
+        {
+            c.Released = true;
+            renewal = c.Renewal;
+        }
+
+        if (renewal is not null)
+        {
+            await renewal.ConfigureAwait(false);
+        }
+
+        lock (this.gate)
+        {
+            return c.PopReceipt;
+        }
+    }
+
+    private async Task MakeVisibleAsync(QueueCopy c, CancellationToken cancellationToken)
+    {
+        string receipt = await this.ReleaseCopyAsync(c).ConfigureAwait(false);
+
         try
         {
-            await this.controlQueues[h.Partition].UpdateMessageAsync(h.QueueMessageId!, h.PopReceipt!, visibilityTimeout: TimeSpan.Zero, cancellationToken: cancellationToken).ConfigureAwait(false);
+            await this.controlQueues[c.Partition].UpdateMessageAsync(c.QueueMessageId, receipt, visibilityTimeout: TimeSpan.Zero, cancellationToken: cancellationToken).ConfigureAwait(false);
         }
         catch (RequestFailedException ex) when (ex.Status is 404 or 400)
         {
@@ -1552,15 +1863,18 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         }
     }
 
-    private static async Task DeleteQuietlyAsync(QueueClient queue, string messageId, string popReceipt, CancellationToken cancellationToken)
+    /// <summary>Deletes a queue message; false when it was gone or its receipt no longer valid.</summary>
+    private static async Task<bool> DeleteQuietlyAsync(QueueClient queue, string messageId, string popReceipt, CancellationToken cancellationToken)
     {
         try
         {
             await queue.DeleteMessageAsync(messageId, popReceipt, cancellationToken).ConfigureAwait(false);
+            return true;
         }
         catch (RequestFailedException ex) when (ex.Status is 404 or 400)
         {
             // Already deleted, or received again by someone else (a duplicate the engine drops).
+            return false;
         }
     }
 
@@ -1675,9 +1989,9 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
 
     /// <summary>
     /// Creates the instance a sub-orchestration start targets, or re-creates it over a finished one.
-    /// False when an unfinished instance of another execution holds the id; the parent is told.
+    /// Refused when an unfinished instance of another execution holds the id; the parent is told.
     /// </summary>
-    private async Task<bool> EnsureSubOrchestrationInstanceAsync(ExecutionStartedEvent started, CancellationToken cancellationToken)
+    private async Task<SubStart> EnsureSubOrchestrationInstanceAsync(ExecutionStartedEvent started, CancellationToken cancellationToken)
     {
         string pk = StorageNames.EscapeKey(started.InstanceId);
         for (int attempt = 0; attempt < 3; attempt++)
@@ -1688,7 +2002,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                 if (!row.HasValue)
                 {
                     await this.instancesTable.AddEntityAsync(await this.NewInstanceEntityAsync(started, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-                    return true;
+                    return SubStart.Created;
                 }
 
                 OrchestrationRuntimeStatus status = ParseStatus(row.Value!);
@@ -1696,13 +2010,13 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                 // comes here; a parent's start aimed at an instance between executions is refused.)
                 if (row.Value!.GetString("ExecutionId") == started.ExecutionId)
                 {
-                    return true;
+                    return SubStart.Existing;
                 }
 
                 if (status.IsTerminal())
                 {
                     await this.instancesTable.UpdateEntityAsync(await this.NewInstanceEntityAsync(started, cancellationToken).ConfigureAwait(false), row.Value!.ETag, TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false);
-                    return true;
+                    return SubStart.Existing;
                 }
 
                 if (started.Parent is { } parent)
@@ -1726,7 +2040,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
                         cancellationToken).ConfigureAwait(false);
                 }
 
-                return false;
+                return SubStart.Refused;
             }
             catch (RequestFailedException ex) when (ex.Status is 409 or 412)
             {
@@ -1734,7 +2048,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             }
         }
 
-        return false;
+        return SubStart.Refused;
     }
 
     /// <summary>Deletes a finished instance's rows and blobs; false (nothing deleted) while it has an undispatched outbox.</summary>

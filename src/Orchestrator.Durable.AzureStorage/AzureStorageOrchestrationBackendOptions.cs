@@ -11,8 +11,10 @@ namespace Orchestrator.Durable.AzureStorage;
 /// dies (or stops renewing) are claimed by another live worker within
 /// <see cref="LeaseDuration"/> + <see cref="LeaseRenewInterval"/> of its last renewal (plus the time
 /// of one storage round trip); with the defaults, 40 seconds.</para>
-/// <para>Messages the dead worker had already fetched stay hidden until their visibility (the
-/// worker's orchestration lock timeout) runs out, and are then delivered to the new owner; activities
+/// <para>Control messages are fetched hidden for at most 2 x <see cref="LeaseRenewInterval"/>
+/// (the orchestration lock timeout when shorter), and a worker renews that only for messages it
+/// still holds in partitions it still consumes. So the messages a dead or hung worker had fetched
+/// are visible again by the time its partitions can be claimed, and are delivered to the new owner; activities
 /// that were running in the dead worker are run again by the new owner, which finds them by
 /// scanning the partition's history sentinels when it acquires the partition.</para>
 /// <para>Safety does not depend on leases: every checkpoint is a conditional write on the history's

@@ -4,6 +4,33 @@ using Orchestrator.Durable.History;
 
 namespace Orchestrator.Durable.AzureStorage;
 
+/// <summary>
+/// One control-queue message as received: its id and current pop receipt. Several held messages
+/// share one copy when the queue message carried a batch (a ContinueAsNew start with its carried
+/// events); the queue message is deleted only when every one of them is consumed.
+/// </summary>
+internal sealed class QueueCopy
+{
+    public required string QueueMessageId { get; init; }
+
+    public required int Partition { get; init; }
+
+    /// <summary>Changes when the message is received again; read and written under the backend's gate.</summary>
+    public required string PopReceipt { get; set; }
+
+    /// <summary>The blob holding a large message body, deleted with the message.</summary>
+    public string? BlobPath { get; init; }
+
+    /// <summary>Set (under the gate) once the message is being deleted or given back: no more renewals.</summary>
+    public bool Released { get; set; }
+
+    /// <summary>A visibility renewal in flight (it changes the receipt); a delete waits for it.</summary>
+    public Task? Renewal { get; set; }
+
+    /// <summary>When the queue shows the message again unless renewed (a <see cref="Stopwatch"/> timestamp; real time, as the queue's).</summary>
+    public long VisibleUntil { get; set; }
+}
+
 /// <summary>A message held in memory for an instance: from a control queue (with its pop receipt) or delivered in-process.</summary>
 internal sealed class HeldMessage
 {
@@ -11,13 +38,29 @@ internal sealed class HeldMessage
 
     public required int Partition { get; init; }
 
-    /// <summary>The queue message id; null for a message delivered in-process (an activity result).</summary>
-    public string? QueueMessageId { get; init; }
+    /// <summary>The queue message it came in; null for a message delivered in-process (an activity result).</summary>
+    public QueueCopy? Copy { get; init; }
 
-    public string? PopReceipt { get; set; }
+    public string? QueueMessageId => this.Copy?.QueueMessageId;
 
-    /// <summary>The blob holding a large message body, deleted with the message.</summary>
-    public string? BlobPath { get; init; }
+    /// <summary>The start of an instance whose row was just inserted: no history exists to be read.</summary>
+    public bool NewInstance { get; init; }
+}
+
+/// <summary>What one control-queue body holds.</summary>
+internal sealed record ControlBody(IReadOnlyList<TaskMessage> Messages, bool NewInstance);
+
+/// <summary>What dispatching a sub-orchestration start found.</summary>
+internal enum SubStart
+{
+    /// <summary>Its instance row was inserted now: no history exists.</summary>
+    Created,
+
+    /// <summary>It re-uses a finished instance's id, or is a re-dispatch of the same start.</summary>
+    Existing,
+
+    /// <summary>An unfinished instance holds the id; the parent was told and nothing is sent.</summary>
+    Refused,
 }
 
 /// <summary>The in-process state of one instance: its undelivered messages and whether an episode runs.</summary>
@@ -39,6 +82,12 @@ internal sealed class InstanceSession(string instanceId, int partition)
     public bool Queued { get; set; }
 
     public int InMemoryAbandons { get; set; }
+
+    /// <summary>Instance failures (poison messages) that arrived while an episode held the session; run when it lets go.</summary>
+    public List<Func<Task>> PendingFailures { get; } = [];
+
+    /// <summary>Set when a commit lost to another writer: the next episode reads the history from storage whatever it was told.</summary>
+    public bool MustLoad { get; set; }
 }
 
 /// <summary>A committed checkpoint's queue-bound messages (an outbox row).</summary>

@@ -7,9 +7,16 @@ namespace Orchestrator.Durable.AzureStorage;
 /// <summary>
 /// Partition ownership through ETag-conditional rows in the leases table: one row per partition
 /// (Owner, ExpiresAt) and one heartbeat row per live worker. Each run renews what this worker
-/// holds, counts live workers, releases leases above its fair share and claims free or expired
-/// ones up to it.
+/// holds, lists the live workers, releases leases above its share and claims free or expired ones
+/// up to it, and deletes heartbeats of workers dead for a while.
 /// </summary>
+/// <remarks>
+/// Shares: with P partitions and W live workers ordered by id, the first P mod W workers take
+/// ceil(P/W) and the others floor(P/W), so 4 partitions over 3 workers split 2/1/1 (not 2/2/0, which
+/// "at most ceil(P/W) each" alone allows). Every worker computes the same shares from the same
+/// heartbeats; while they disagree (a heartbeat just appeared or expired) a worker may hold one
+/// lease too few for a round, never two owners for one lease (the claims are ETag-conditional).
+/// </remarks>
 /// <remarks>
 /// A partition is consumed only while its lease has more than one renew interval left, so a worker
 /// whose renewals fail stops fetching before the lease can expire and another worker can claim it.
@@ -160,15 +167,21 @@ internal sealed class PartitionLeaseManager : IAsyncDisposable
             cancellationToken).ConfigureAwait(false);
 
         var leases = new TableEntity?[this.heldUntil.Length];
-        int liveWorkers = 0;
+        var live = new SortedSet<string>(StringComparer.Ordinal) { this.options.WorkerId };
+        var stale = new List<TableEntity>();
         await foreach (TableEntity e in this.table.QueryAsync<TableEntity>(
             $"PartitionKey eq '{LeasePartition}' or PartitionKey eq '{WorkerPartition}'", cancellationToken: cancellationToken).ConfigureAwait(false))
         {
             if (e.PartitionKey == WorkerPartition)
             {
-                if (e.GetDateTimeOffset("ExpiresAt") > now || e.RowKey == this.workerKey)
+                DateTimeOffset expiresAt = e.GetDateTimeOffset("ExpiresAt") ?? DateTimeOffset.MinValue;
+                if (expiresAt > now)
                 {
-                    liveWorkers++;
+                    live.Add(e.GetString("WorkerId") ?? e.RowKey);
+                }
+                else if (e.RowKey != this.workerKey && expiresAt < now - this.StaleAfter)
+                {
+                    stale.Add(e);
                 }
             }
             else if (int.TryParse(e.RowKey, out int p) && p >= 0 && p < leases.Length)
@@ -177,7 +190,7 @@ internal sealed class PartitionLeaseManager : IAsyncDisposable
             }
         }
 
-        int target = (leases.Length + Math.Max(1, liveWorkers) - 1) / Math.Max(1, liveWorkers);
+        int target = ShareOf(leases.Length, [.. live], this.options.WorkerId);
         var lost = new List<int>();
         var acquired = new List<int>();
         int held = 0;
@@ -259,7 +272,42 @@ internal sealed class PartitionLeaseManager : IAsyncDisposable
         {
             await this.onAcquired(acquired).ConfigureAwait(false);
         }
+
+        foreach (TableEntity dead in stale)
+        {
+            try
+            {
+                // If-Match: a worker that came back and beat again keeps its row.
+                await this.table.DeleteEntityAsync(WorkerPartition, dead.RowKey, dead.ETag, cancellationToken).ConfigureAwait(false);
+                AzureLog.StaleWorkerRemoved(this.logger, dead.GetString("WorkerId") ?? dead.RowKey);
+            }
+            catch (RequestFailedException ex) when (ex.Status is 404 or 412)
+            {
+                // Deleted by another worker, or alive again.
+            }
+        }
     }
+
+    /// <summary>
+    /// How many partitions a worker should hold: with the live workers ordered by id, the first
+    /// P mod W take ceil(P/W), the rest floor(P/W).
+    /// </summary>
+    internal static int ShareOf(int partitions, IReadOnlyList<string> liveWorkers, string workerId)
+    {
+        var ordered = liveWorkers.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+        int w = Math.Max(1, ordered.Count);
+        int rank = ordered.IndexOf(workerId);
+        if (rank < 0)
+        {
+            rank = ordered.Count(id => string.CompareOrdinal(id, workerId) < 0);
+            w++;
+        }
+
+        return (partitions / w) + (rank < partitions % w ? 1 : 0);
+    }
+
+    /// <summary>A heartbeat this long past its expiry belongs to a dead worker and is deleted.</summary>
+    private TimeSpan StaleAfter => this.options.LeaseDuration * 2;
 
     private void Drop(int partition, List<int> lost)
     {

@@ -86,7 +86,7 @@ public sealed class MultiProcessTests(AzuriteFixture azurite, ITestOutputHelper 
         foreach (string id in ids)
         {
             OrchestrationMetadata? m = await backend.GetInstanceAsync(id, default);
-            if (m!.IsCompleted)
+            if (m!.RuntimeStatus == OrchestrationRuntimeStatus.Completed)
             {
                 continue;
             }
@@ -98,7 +98,7 @@ public sealed class MultiProcessTests(AzuriteFixture azurite, ITestOutputHelper 
             }
 
             var history = await backend.GetHistoryAsync(id, default);
-            output.WriteLine($"{id} p{backend.PartitionOf(id)} {m.RuntimeStatus}: rows [{string.Join(", ", rows)}] history [{string.Join(", ", history!.Select(h => h.EventType + (h.EventId >= 0 ? "#" + h.EventId : string.Empty)))}]");
+            output.WriteLine($"{id} p{backend.PartitionOf(id)} {m.RuntimeStatus} {m.FailureDetails?.ErrorMessage}: rows [{string.Join(", ", rows)}] history [{string.Join(", ", history!.Select(h => h.EventType + (h.EventId >= 0 ? "#" + h.EventId : string.Empty)))}]");
         }
 
         for (int p = 0; p < backend.Options.PartitionCount; p++)

@@ -95,6 +95,64 @@ public sealed class ReliabilityTests(AzuriteFixture azurite, ITestOutputHelper o
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task Takeover_WorkerHangsHoldingFetchedMessage_NextOwnerGetsItWithinLeaseBound()
+    {
+        string hub = AzuriteFixture.NewHubName("held");
+        await using var a = new AzureStorageOrchestrationBackend(this.ShortLeases(hub, 1) with { WorkerId = "worker-a" });
+        await a.CreateIfNotExistsAsync(default);
+        string id = await new Client.DurableTaskClient(a).ScheduleNewOrchestrationInstanceAsync("Anything", "in");
+
+        // A fetches the start under a lock far longer than the lease, then hangs: no lease renewals,
+        // no release. Its process still runs, so it would keep the message hidden if it were allowed to.
+        OrchestrationWorkItem held = await LockAsync(a, TimeSpan.FromMinutes(5));
+        Assert.Equal(id, held.InstanceId);
+        a.Leases.StopRenewing();
+        var sw = Stopwatch.StartNew();
+
+        await using var b = new AzureStorageOrchestrationBackend(this.ShortLeases(hub, 1) with { WorkerId = "worker-b" });
+        await b.CreateIfNotExistsAsync(default);
+        OrchestrationWorkItem? taken = null;
+        await TestWait.EventuallyAsync(
+            async () => (taken = await b.LockNextOrchestrationWorkItemAsync(TimeSpan.FromMinutes(5), default)) is not null,
+            TimeSpan.FromSeconds(30),
+            "B gets the message A held");
+
+        output.WriteLine($"B got the message after {sw.Elapsed.TotalMilliseconds:F0} ms");
+        Assert.Equal(id, taken!.InstanceId);
+        Assert.Equal(held.Messages.Select(m => m.MessageId), taken.Messages.Select(m => m.MessageId));
+        // Visibility is whole seconds on the service, so allow one more second than the lease bound.
+        Assert.True(sw.Elapsed <= LeaseDuration + RenewInterval + TimeSpan.FromSeconds(2), $"took {sw.Elapsed}; bound {LeaseDuration + RenewInterval} (+2 s slack)");
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task HeldMessage_EpisodeOutlastsVisibility_NotReceivedAgainAndDeletedOnRelease()
+    {
+        string hub = AzuriteFixture.NewHubName("keep");
+        await using var a = new AzureStorageOrchestrationBackend(this.ShortLeases(hub, 1) with { WorkerId = "worker-a" });
+        await a.CreateIfNotExistsAsync(default);
+        string id = await new Client.DurableTaskClient(a).ScheduleNewOrchestrationInstanceAsync("Anything", "in");
+        OrchestrationWorkItem item = await LockAsync(a, TimeSpan.FromMinutes(5));
+
+        // The episode runs for several visibility periods (1 s each with these leases) while the
+        // worker keeps polling; the held message is renewed, so it is never fetched as a new one.
+        var sw = Stopwatch.StartNew();
+        while (sw.Elapsed < TimeSpan.FromSeconds(4))
+        {
+            Assert.Null(await a.LockNextOrchestrationWorkItemAsync(TimeSpan.FromMinutes(5), default));
+            await Task.Delay(100);
+        }
+
+        Assert.Empty((await a.ControlQueueFor(id).PeekMessagesAsync(32)).Value); // still hidden
+        await a.CommitCheckpointAsync(item, Checkpoint(item, "done", withTimer: false), default);
+        await a.ReleaseOrchestrationWorkItemAsync(item, item.Messages.Select(m => m.MessageId).ToList(), default);
+
+        // Deleted with its current receipt: it never comes back.
+        await Task.Delay(TimeSpan.FromSeconds(2));
+        Assert.Empty((await a.ControlQueueFor(id).PeekMessagesAsync(32)).Value);
+        Assert.Null(await a.LockNextOrchestrationWorkItemAsync(TimeSpan.FromMinutes(5), default));
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task Leases_TwoLiveWorkers_SharePartitionsEvenly()
     {
         string hub = AzuriteFixture.NewHubName("share");
@@ -113,6 +171,151 @@ public sealed class ReliabilityTests(AzuriteFixture azurite, ITestOutputHelper o
             },
             TimeSpan.FromSeconds(20));
         Assert.Empty(a.Leases.ConsumablePartitions().Intersect(b.Leases.ConsumablePartitions()));
+    }
+
+    [Theory]
+    [InlineData(4, 3, new[] { 2, 1, 1 })]
+    [InlineData(4, 2, new[] { 2, 2 })]
+    [InlineData(2, 3, new[] { 1, 1, 0 })]
+    [InlineData(16, 3, new[] { 6, 5, 5 })]
+    [InlineData(1, 1, new[] { 1 })]
+    public void ShareOf_LiveWorkersOrderedById_FirstRemainderTakeOneMore(int partitions, int workers, int[] expected)
+    {
+        string[] ids = Enumerable.Range(0, workers).Select(i => $"worker-{(char)('a' + i)}").Reverse().ToArray(); // any order in
+        Assert.Equal(expected, ids.Order(StringComparer.Ordinal).Select(id => PartitionLeaseManager.ShareOf(partitions, ids, id)));
+        Assert.Equal(partitions, ids.Sum(id => PartitionLeaseManager.ShareOf(partitions, ids, id)));
+    }
+
+    [Fact(Timeout = 90_000)]
+    public async Task Leases_FourPartitionsThreeWorkers_SplitTwoOneOneThenTwoTwoWhenOneLeaves()
+    {
+        string hub = AzuriteFixture.NewHubName("bal");
+        var workers = new List<AzureStorageOrchestrationBackend>();
+        try
+        {
+            foreach (string id in new[] { "worker-a", "worker-b", "worker-c" })
+            {
+                var w = new AzureStorageOrchestrationBackend(this.ShortLeases(hub, 4) with { WorkerId = id });
+                workers.Add(w);
+                await w.CreateIfNotExistsAsync(default);
+                await w.LockNextOrchestrationWorkItemAsync(TimeSpan.FromSeconds(5), default); // starts its lease loop
+            }
+
+            await TestWait.EventuallyAsync(
+                async () =>
+                {
+                    foreach (AzureStorageOrchestrationBackend w in workers)
+                    {
+                        await w.LockNextOrchestrationWorkItemAsync(TimeSpan.FromSeconds(5), default);
+                    }
+
+                    return workers.Select(w => w.Leases.ConsumablePartitions().Count()).SequenceEqual([2, 1, 1]);
+                },
+                TimeSpan.FromSeconds(40),
+                "4 partitions split 2/1/1 (worker-a first by id)");
+            Assert.Equal(4, workers.SelectMany(w => w.Leases.ConsumablePartitions()).Distinct().Count());
+
+            // worker-c leaves (disposing releases its lease and deletes its heartbeat): 2/2.
+            await workers[2].DisposeAsync();
+            workers.RemoveAt(2);
+            await TestWait.EventuallyAsync(
+                async () =>
+                {
+                    foreach (AzureStorageOrchestrationBackend w in workers)
+                    {
+                        await w.LockNextOrchestrationWorkItemAsync(TimeSpan.FromSeconds(5), default);
+                    }
+
+                    return workers.Select(w => w.Leases.ConsumablePartitions().Count()).SequenceEqual([2, 2]);
+                },
+                TimeSpan.FromSeconds(40),
+                "4 partitions split 2/2 after worker-c left");
+            Assert.Equal(4, workers.SelectMany(w => w.Leases.ConsumablePartitions()).Distinct().Count());
+        }
+        finally
+        {
+            foreach (AzureStorageOrchestrationBackend w in workers)
+            {
+                await w.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Heartbeats_WorkerDeadForTwoLeaseDurations_RowDeletedLiveOnesKept()
+    {
+        string hub = AzuriteFixture.NewHubName("beat");
+        await using var a = new AzureStorageOrchestrationBackend(this.ShortLeases(hub, 2) with { WorkerId = "worker-a" });
+        await a.CreateIfNotExistsAsync(default);
+        DateTimeOffset now = DateTimeOffset.UtcNow;
+        await a.LeasesTable.AddEntityAsync(new TableEntity(PartitionLeaseManager.WorkerPartition, "dead-worker") { ["ExpiresAt"] = now - TimeSpan.FromHours(1), ["WorkerId"] = "dead-worker" });
+        await a.LeasesTable.AddEntityAsync(new TableEntity(PartitionLeaseManager.WorkerPartition, "live-worker") { ["ExpiresAt"] = now + TimeSpan.FromHours(1), ["WorkerId"] = "live-worker" });
+
+        await TestWait.EventuallyAsync(
+            async () =>
+            {
+                await a.LockNextOrchestrationWorkItemAsync(TimeSpan.FromSeconds(5), default);
+                return !(await a.LeasesTable.GetEntityIfExistsAsync<TableEntity>(PartitionLeaseManager.WorkerPartition, "dead-worker")).HasValue;
+            },
+            TimeSpan.FromSeconds(20),
+            "the dead worker's heartbeat deleted");
+        Assert.True((await a.LeasesTable.GetEntityIfExistsAsync<TableEntity>(PartitionLeaseManager.WorkerPartition, "live-worker")).HasValue);
+        Assert.True((await a.LeasesTable.GetEntityIfExistsAsync<TableEntity>(PartitionLeaseManager.WorkerPartition, "worker-a")).HasValue);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Poison_MessageArrivesWhileEpisodeRuns_InstanceFailedAfterTheEpisodeLetsGo()
+    {
+        await using var a = new AzureStorageOrchestrationBackend(TestHost.Options(azurite, AzuriteFixture.NewHubName("poir")) with { PartitionCount = 1 });
+        await a.CreateIfNotExistsAsync(default);
+        var client = new Client.DurableTaskClient(a);
+        string id = await client.ScheduleNewOrchestrationInstanceAsync("Anything", "in");
+        OrchestrationWorkItem item = await LockAsync(a, TimeSpan.FromMinutes(1));
+
+        // While the episode runs, an unreadable message for the instance is fetched and poisoned.
+        string body = JsonSerializer.Serialize(new { messageId = "bad-during-episode", instanceId = id, @event = new { type = "NoSuchEvent" } });
+        await a.ControlQueueFor(id).SendMessageAsync(body);
+        await TestWait.EventuallyAsync(
+            async () =>
+            {
+                Assert.Null(await a.LockNextOrchestrationWorkItemAsync(TimeSpan.FromMinutes(1), default));
+                return (await a.PoisonQueue.PeekMessagesAsync(10)).Value.Length == 1;
+            },
+            TimeSpan.FromSeconds(20),
+            "the message poisoned");
+
+        await a.CommitCheckpointAsync(item, Checkpoint(item, "running", withTimer: false), default);
+        await a.ReleaseOrchestrationWorkItemAsync(item, item.Messages.Select(m => m.MessageId).ToList(), default);
+
+        OrchestrationMetadata m = await TestWait.CompletionAsync(client, id, TimeSpan.FromSeconds(20));
+        Assert.Equal(OrchestrationRuntimeStatus.Failed, m.RuntimeStatus);
+        Assert.Contains("bad-during-episode", m.FailureDetails!.ErrorMessage, StringComparison.Ordinal);
+        Assert.Equal(["OrchestratorStarted", "ExecutionStarted", "OrchestratorStarted", "ExecutionCompleted"], (await client.GetHistoryAsync(id)).Select(e => e.EventType));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task CreateInstance_SameStartSentAgain_TreatedAsRetryOfOwnInsertNotAsExisting()
+    {
+        await using TestHost host = await TestHost.StartAsync(TestHost.Options(azurite, AzuriteFixture.NewHubName("retry")), WaitRegistry());
+        var start = new TaskMessage
+        {
+            MessageId = "retried|e1|start",
+            InstanceId = "retried",
+            ExecutionId = "e1",
+            Event = new ExecutionStartedEvent { Timestamp = DateTimeOffset.UtcNow, Name = "Wait", InstanceId = "retried", ExecutionId = "e1", Input = "null" },
+        };
+
+        // As when the insert's response is lost and the storage client sends it again.
+        await host.Backend.CreateInstanceAsync(start, default);
+        await host.Backend.CreateInstanceAsync(start, default);
+        var other = start with { MessageId = "retried|e2|start", ExecutionId = "e2", Event = ((ExecutionStartedEvent)start.Event) with { ExecutionId = "e2" } };
+        await Assert.ThrowsAsync<OrchestrationAlreadyExistsException>(() => host.Backend.CreateInstanceAsync(other, default));
+
+        await host.Client.WaitForInstanceStartAsync("retried");
+        await host.Client.RaiseEventAsync("retried", "Go", "done");
+        OrchestrationMetadata m = await TestWait.CompletionAsync(host.Client, "retried");
+        Assert.Equal("done", m.ReadOutputAs<string>());
+        Assert.Single((await host.Client.GetHistoryAsync("retried")).OfType<ExecutionStartedEvent>());
     }
 
     [Fact(Timeout = 90_000)]
@@ -266,10 +469,10 @@ public sealed class ReliabilityTests(AzuriteFixture azurite, ITestOutputHelper o
     private static DurableTaskRegistry WaitRegistry() => new DurableTaskRegistry()
         .AddOrchestratorFunc<string, string>("Wait", async (ctx, _) => await ctx.WaitForExternalEvent<string>("Go"));
 
-    private static async Task<OrchestrationWorkItem> LockAsync(AzureStorageOrchestrationBackend backend)
+    private static async Task<OrchestrationWorkItem> LockAsync(AzureStorageOrchestrationBackend backend, TimeSpan? lockTimeout = null)
     {
         OrchestrationWorkItem? item = null;
-        await TestWait.EventuallyAsync(async () => (item = await backend.LockNextOrchestrationWorkItemAsync(TimeSpan.FromSeconds(1), default)) is not null, TimeSpan.FromSeconds(20));
+        await TestWait.EventuallyAsync(async () => (item = await backend.LockNextOrchestrationWorkItemAsync(lockTimeout ?? TimeSpan.FromSeconds(1), default)) is not null, TimeSpan.FromSeconds(20));
         return item!;
     }
 

@@ -59,11 +59,7 @@ public sealed class DurableTaskWorker : IAsyncDisposable
         await this.backend.CreateIfNotExistsAsync(cancellationToken).ConfigureAwait(false);
         this.stopping = new CancellationTokenSource();
         CancellationToken stop = this.stopping.Token;
-        // Several orchestration fetches in flight only where the backend hands out batches: the
-        // Azure Storage backend loses a carried-over event under concurrent fetches (known issue,
-        // AzureStorageConformanceTests.ContinueAsNew_CounterLoopsFiveTimes_... fails with 2 loops).
-        int orchestrationLoopCount = this.backend is IBatchWorkItemSource ? this.options.DispatcherCount : 1;
-        this.orchestrationLoops = Task.WhenAll(Enumerable.Range(0, orchestrationLoopCount)
+        this.orchestrationLoops = Task.WhenAll(Enumerable.Range(0, this.options.DispatcherCount)
             .Select(_ => Task.Run(() => this.RunLoopAsync(WorkItemKind.Orchestration, stop), CancellationToken.None)));
         this.activityLoops = Task.WhenAll(Enumerable.Range(0, this.options.DispatcherCount)
             .Select(_ => Task.Run(() => this.RunLoopAsync(WorkItemKind.Activity, stop), CancellationToken.None)));

@@ -21,7 +21,6 @@ public sealed record DurableTaskWorkerOptions
     /// A fetch is a store round trip. When the backend can lock several work items per round trip,
     /// one fetch fills every free slot; a second fetch in flight refills the slots freed meanwhile.
     /// Otherwise each fetch starts one work item, and more fetches in flight keep more slots busy.
-    /// Orchestration fetches from a backend without batch fetching use one loop whatever this says.
     /// </remarks>
     public int DispatcherCount { get; init; } = 2;
 

@@ -32,6 +32,13 @@ public abstract class BackendConformanceTests
     /// </summary>
     protected virtual Task<long?> CountStoredRecordsAsync(IOrchestrationBackend backend) => Task.FromResult<long?>(null);
 
+    /// <summary>
+    /// The worker's <see cref="DurableTaskWorkerOptions.DispatcherCount"/>: how many fetches of each
+    /// kind run at once, so every test also checks that concurrent fetches never hand out one
+    /// instance twice or split messages that belong together. Default 2 (the worker's default).
+    /// </summary>
+    protected virtual int DispatcherCount => 2;
+
     // ---------------------------------------------------------------- activities
 
     [Fact(Timeout = TestTimeout)]
@@ -1371,7 +1378,7 @@ public abstract class BackendConformanceTests
         DurableTaskRegistry registry,
         DurableTaskRegistry? clientRegistry = null,
         Action<CheckpointStage, string>? onCheckpointStage = null) =>
-        ConformanceHarness.StartAsync(this.CreateBackend, registry, clientRegistry, onCheckpointStage);
+        ConformanceHarness.StartAsync(this.CreateBackend, registry, clientRegistry, onCheckpointStage, this.DispatcherCount);
 
     private static T Fail<T>(string message, Exception? inner = null) => throw new InvalidOperationException(message, inner);
 

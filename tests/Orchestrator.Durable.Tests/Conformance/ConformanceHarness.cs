@@ -38,7 +38,8 @@ internal sealed class ConformanceHarness : IAsyncDisposable
         Func<TimeProvider, IOrchestrationBackend> createBackend,
         DurableTaskRegistry registry,
         DurableTaskRegistry? clientRegistry = null,
-        Action<CheckpointStage, string>? onCheckpointStage = null)
+        Action<CheckpointStage, string>? onCheckpointStage = null,
+        int dispatcherCount = 2)
     {
         // Frozen unless a test advances it: timers fire only when a test says so, and every
         // timestamp in history is predictable.
@@ -55,6 +56,7 @@ internal sealed class ConformanceHarness : IAsyncDisposable
                 MaxPollingInterval = TimeSpan.FromMilliseconds(50),
                 MaxConcurrentOrchestrations = 8,
                 MaxConcurrentActivities = 8,
+                DispatcherCount = dispatcherCount,
                 OnCheckpointStage = onCheckpointStage,
             });
         try
