@@ -156,7 +156,12 @@ public sealed class ObservabilityTests
         await using var server = await ScriptedChatServer.StartAsync(script, null, CancellationToken.None);
         var model = new OpenAIChatModel(new OpenAIChatModelOptions { BaseUrl = server.BaseUrl, ApiKey = "test", Model = "scripted", MaxRetries = 0 });
         await using var backend = new SqliteOrchestrationBackend(SqliteOrchestrationBackendOptions.InMemory());
-        var registry = new DurableTaskRegistry().AddAgentTurn(tools, handlers, model, loggerFactory: factory);
+        // As the host registers it: sensitive values sealed in history (registration warns, outside any turn, without a key).
+        var registry = new DurableTaskRegistry().AddAgentTurn(tools, handlers, model, new AgentTurnOptions
+        {
+            LoggerFactory = factory,
+            SensitiveValues = new SensitiveValueProtector(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)),
+        });
         await using var worker = new DurableTaskWorker(backend, registry, new DurableTaskWorkerOptions { MaxPollingInterval = TimeSpan.FromMilliseconds(50) }, factory);
         await worker.StartAsync(CancellationToken.None);
         var client = new DurableTaskClient(backend);
