@@ -18,28 +18,7 @@ public static class SupportDeskFormats
         "must be an order id like A8472 (the letter A and at least four digits); an account or customer number is not an order id";
 
     /// <summary>Luhn check of a card number's digits.</summary>
-    internal static bool PassesLuhn(string digits)
-    {
-        int sum = 0;
-        bool doubleIt = false;
-        for (int i = digits.Length - 1; i >= 0; i--)
-        {
-            int d = digits[i] - '0';
-            if (doubleIt)
-            {
-                d *= 2;
-                if (d > 9)
-                {
-                    d -= 9;
-                }
-            }
-
-            sum += d;
-            doubleIt = !doubleIt;
-        }
-
-        return sum % 10 == 0;
-    }
+    internal static bool PassesLuhn(string digits) => Orchestrator.Agents.CardNumbers.PassesLuhn(digits);
 }
 
 // The rules run in orchestrator code and are replayed: they read only the arguments and the immutable order store.

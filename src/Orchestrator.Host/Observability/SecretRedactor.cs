@@ -71,25 +71,7 @@ internal sealed partial class SecretRedactor
             return false;
         }
 
-        int sum = 0;
-        bool doubleIt = false;
-        for (int i = digits.Length - 1; i >= 0; i--)
-        {
-            int d = digits[i] - '0';
-            if (doubleIt)
-            {
-                d *= 2;
-                if (d > 9)
-                {
-                    d -= 9;
-                }
-            }
-
-            sum += d;
-            doubleIt = !doubleIt;
-        }
-
-        return sum % 10 == 0;
+        return Orchestrator.Agents.CardNumbers.PassesLuhn(digits.ToString());
     }
 
     [GeneratedRegex(@"whsec_[A-Za-z0-9+/=_\-]+", RegexOptions.CultureInvariant)]
