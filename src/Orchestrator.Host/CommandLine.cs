@@ -65,14 +65,15 @@ internal static class CommandLine
         usage: Orchestrator.Host <command> [options]
 
         commands:
-          demo [--approve all|none] [--json] [--db PATH]
+          demo [--approve all|none] [--json] [--db PATH] [--telemetry]
               Runs the support-desk refund incident end to end as a durable agent turn on the embedded SQLite
               backend (or the configured one): the model (scripted and offline unless Model:Endpoint is set)
               passes an account number as an order id and is corrected by validation, looks the order up,
               proposes a refund that waits for your confirmation (asked on the terminal unless --approve is
               given), the refund runs once with its idempotency key against the payments service (in process
               unless Payments:BaseUrl is set), a repeated refund is refused as already done, and the model
-              answers. --json prints a JSON summary as the last line; --db sets the SQLite file.
+              answers. --json prints a JSON summary as the last line; --db sets the SQLite file; --telemetry
+              prints the turn's OpenTelemetry spans and metrics (console exporter) before the summary.
 
           serve [--urls URL[;URL]] [--db PATH]
               Runs the HTTP API (conversations, confirmations, approvals, confirmation webhook, OpenAPI
@@ -107,11 +108,15 @@ internal static class CommandLine
 /// <summary>Options of the demo command.</summary>
 internal sealed record DemoOptions(bool? Approve, bool Json, string? DataSource)
 {
+    /// <summary>--telemetry: print the turn's OpenTelemetry spans and metrics with the console exporter (before the JSON line).</summary>
+    public bool Telemetry { get; init; }
+
     public static DemoOptions Parse(ReadOnlySpan<string> args)
     {
         bool? approve = null;
         bool json = false;
         string? db = null;
+        bool telemetry = false;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -131,11 +136,14 @@ internal sealed record DemoOptions(bool? Approve, bool Json, string? DataSource)
                 case "--db":
                     db = i + 1 < args.Length ? args[++i] : throw new ArgumentException("--db needs a path.");
                     break;
+                case "--telemetry":
+                    telemetry = true;
+                    break;
                 default:
                     throw new ArgumentException($"Unknown demo option '{args[i]}'.");
             }
         }
 
-        return new DemoOptions(approve, json, db);
+        return new DemoOptions(approve, json, db) { Telemetry = telemetry };
     }
 }

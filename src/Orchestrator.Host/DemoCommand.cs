@@ -9,6 +9,7 @@ using Orchestrator.Durable.Backend;
 using Orchestrator.Durable.Client;
 using Orchestrator.Durable.History;
 using Orchestrator.Durable.Worker;
+using Orchestrator.Host.Observability;
 using SupportDesk;
 
 namespace Orchestrator.Host;
@@ -30,6 +31,8 @@ internal static class DemoCommand
             settings = settings with { DataSource = options.DataSource };
         }
 
+        // --telemetry: the agent layer's and engine's spans and metrics on the console, flushed before the summary.
+        using IDisposable? telemetry = options.Telemetry ? HostObservability.StartConsoleTelemetry() : null;
         await using HostAgentRuntime runtime = await HostAgents.CreateDefaultAsync(settings, NullLoggerFactory.Instance, cancellationToken).ConfigureAwait(false);
         AgentDefinition agent = runtime.Agent;
         AgentTurnOptions turnOptions = HostTurnOptions.Create(settings, NullLoggerFactory.Instance);
@@ -88,6 +91,7 @@ internal static class DemoCommand
         await o.LineAsync($"  payments ledger for this conversation: {(effects.Length == 0 ? "no effect" : string.Join("; ", effects.Select(e => $"{e.Id} {e.Kind} {e.Amount.ToString("0.00", CultureInfo.InvariantCulture)} {e.Currency} for {e.OrderId}, key {e.IdempotencyKey}")))}").ConfigureAwait(false);
 
         await worker.StopAsync(cancellationToken).ConfigureAwait(false);
+        telemetry?.Dispose();
         if (options.Json)
         {
             var summary = new JsonObject

@@ -225,7 +225,11 @@ public sealed class ObservabilityTests
             provider.ForceFlush();
         }
 
-        Assert.Equal(["agent.tool_calls"], metrics.Select(m => m.Name).Distinct().ToArray());
+        // The agent layer's own meter (same name) may also be alive in this process and report its gauges: only
+        // require ours to be collected and the foreign one not.
+        string[] names = [.. metrics.Select(m => m.Name).Distinct()];
+        Assert.Contains("agent.tool_calls", names);
+        Assert.DoesNotContain("ignored", names);
     }
 
     [Fact]

@@ -84,6 +84,13 @@ public sealed class DemoCommandTests : IDisposable
         Assert.Equal(2, ledger.Select(e => e.IdempotencyKey).Distinct().Count());
     }
 
+    [Fact]
+    public void DemoOptions_Telemetry_OnlyWhenAsked()
+    {
+        Assert.True(DemoOptions.Parse(["--approve", "all", "--telemetry", "--json"]).Telemetry);
+        Assert.False(DemoOptions.Parse(["--approve", "all", "--json"]).Telemetry);
+    }
+
     [Theory(Timeout = 30_000)]
     [InlineData("demo", "--approve", "maybe")]
     [InlineData("demo", "--bogus")]
