@@ -57,29 +57,3 @@ internal sealed class TestHost : IAsyncDisposable
         await this.Backend.DisposeAsync();
     }
 }
-
-internal static class TestWait
-{
-    public static async Task EventuallyAsync(Func<Task<bool>> condition, TimeSpan? timeout = null, string? because = null)
-    {
-        TimeSpan limit = timeout ?? TimeSpan.FromSeconds(30);
-        var sw = System.Diagnostics.Stopwatch.StartNew();
-        TimeSpan delay = TimeSpan.FromMilliseconds(10);
-        while (!await condition())
-        {
-            if (sw.Elapsed > limit)
-            {
-                throw new TimeoutException($"Condition not met within {limit}{(because is null ? string.Empty : ": " + because)}.");
-            }
-
-            await Task.Delay(delay);
-            delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 100));
-        }
-    }
-
-    public static async Task<OrchestrationMetadata> CompletionAsync(DurableTaskClient client, string id, TimeSpan? timeout = null)
-    {
-        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(60));
-        return await client.WaitForInstanceCompletionAsync(id, cts.Token);
-    }
-}
