@@ -169,18 +169,6 @@ internal sealed class ApiHarness : IAsyncDisposable
 
 internal static class Eventually
 {
-    public static async Task Async(Func<Task<bool>> condition, string because, TimeSpan? timeout = null)
-    {
-        TimeSpan limit = timeout ?? TimeSpan.FromSeconds(30);
-        var watch = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            if (watch.Elapsed > limit)
-            {
-                throw new TimeoutException($"Not within {limit}: {because}.");
-            }
-
-            await Task.Delay(TimeSpan.FromMilliseconds(25));
-        }
-    }
+    public static Task Async(Func<Task<bool>> condition, string because, TimeSpan? timeout = null) =>
+        TestWait.EventuallyAsync(condition, timeout, because);
 }

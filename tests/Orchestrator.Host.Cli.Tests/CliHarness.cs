@@ -189,20 +189,8 @@ public sealed record RefundArgs(string OrderId, decimal Amount, string Currency)
 /// <summary>Bounded waiting for a condition that becomes true asynchronously.</summary>
 internal static class Eventually
 {
-    public static async Task TrueAsync(Func<Task<bool>> condition, string because, TimeSpan? timeout = null)
-    {
-        TimeSpan limit = timeout ?? TimeSpan.FromSeconds(20);
-        var sw = System.Diagnostics.Stopwatch.StartNew();
-        while (!await condition())
-        {
-            if (sw.Elapsed > limit)
-            {
-                throw new TimeoutException($"Not true within {limit}: {because}.");
-            }
-
-            await Task.Delay(TimeSpan.FromMilliseconds(20));
-        }
-    }
+    public static Task TrueAsync(Func<Task<bool>> condition, string because, TimeSpan? timeout = null) =>
+        TestWait.EventuallyAsync(condition, timeout, because);
 }
 
 /// <summary>The system clock shifted: "now" for purge ages without waiting.</summary>
