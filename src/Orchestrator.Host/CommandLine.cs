@@ -89,11 +89,13 @@ internal static class CommandLine
           history <id> [--json]
               The recorded history of the instance's current execution, one event a line (--json:
               the engine's persisted event list).
-          approve <turnInstanceId>/<toolCallId> [--hash H] [--by NAME] [--json]
+          approve <turnInstanceId>/<toolCallId> [--hash H] [--by NAME] [--edit JSON] [--json]
           reject  <turnInstanceId>/<toolCallId> [--hash H] [--by NAME] [--json]
               Shows the confirmation card (tool, summary, exact arguments, hash, expiry) and sends the
-              decision bound to the hash it showed; --hash insists on a hash seen elsewhere. A refused
-              decision (not pending, already decided, expired, hash mismatch) exits 1 with the reason.
+              decision bound to the hash it showed; --hash insists on a hash seen elsewhere; --edit
+              approves with edited arguments (one JSON object, validated with the agent's tools, its
+              sensitive values sealed with the hub's key before they are stored). A refused decision
+              (not pending, already decided, expired, hash mismatch, invalid edit) exits 1 with the reason.
           purge <id> | purge [--status completed,failed,terminated] [--older-than 7d] [--json]
               Deletes one finished instance with its history, or every finished instance matching the
               filter (age by creation time: s, m, h, d). Running instances are never purged.

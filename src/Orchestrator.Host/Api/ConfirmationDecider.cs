@@ -7,7 +7,8 @@ namespace Orchestrator.Host.Api;
 /// <summary>
 /// Decides a pending confirmation for the approvals endpoint and the confirmation webhook: checks the body, the
 /// pending call, the hash, the expiry and edited arguments (validated in full, here, so the caller gets the errors),
-/// then sends the decision through <see cref="TurnConfirmations.DecideAsync"/>. A refusal changes nothing.
+/// then sends the decision through <see cref="TurnConfirmations.DecideAsync"/>, edited arguments sealed with the hub's key
+/// (<see cref="ConversationRuntime.SensitiveValues"/>) when there is one. A refusal changes nothing.
 /// </summary>
 internal sealed class ConfirmationDecider(ConversationRuntime runtime)
 {
@@ -69,6 +70,12 @@ internal sealed class ConfirmationDecider(ConversationRuntime runtime)
         if (edited is not null && this.CheckEdit(pending, edited) is { } refusal)
         {
             return refusal;
+        }
+
+        if (edited is not null && runtime.SensitiveValues is { } protector)
+        {
+            // The decision is an event payload the engine stores as given: sealed, history holds no sensitive value.
+            edited = TurnConfirmations.SealEditedArguments(protector, runtime.Agent.Tools, pending.ToolName, edited);
         }
 
         var decision = new ConfirmationDecision(approve, request.ArgumentsHash, request.DecidedBy) { EditedArguments = edited };

@@ -30,6 +30,12 @@ internal sealed class ConversationRuntime
     /// <summary>The API's clock (webhook tolerance, confirmation expiry checks, ledger leases); the worker keeps the system clock.</summary>
     public TimeProvider Time { get; }
 
+    /// <summary>
+    /// The task hub's key for sensitive argument values (<see cref="HostTurnOptions.SensitiveValues"/>): edited arguments
+    /// of a decision are sealed with it before they are raised, so the stored event holds no secret. Null: none configured.
+    /// </summary>
+    public SensitiveValueProtector? SensitiveValues { get; init; }
+
     public AgentDefinition Agent => this.agent ?? throw new InvalidOperationException("The agent is not attached yet.");
 
     /// <summary>Validates edited arguments and redacts sensitive ones with the agent's tool set.</summary>

@@ -147,7 +147,10 @@ internal sealed class ServeHost : IAsyncDisposable
         services.AddSingleton(options);
         services.AddSingleton(options.Settings);
         services.AddSingleton(options.Api);
-        services.AddSingleton(new ConversationRuntime(backend, ledger, options.TimeProvider));
+        services.AddSingleton(new ConversationRuntime(backend, ledger, options.TimeProvider)
+        {
+            SensitiveValues = HostTurnOptions.SensitiveValues(options.Settings, options.DataSource),
+        });
         services.AddSingleton(new AccessKeys(managementKey));
         services.AddSingleton(new StandardWebhookVerifier(options.Api.WebhookSecrets, options.TimeProvider));
         services.AddSingleton<ConversationService>();

@@ -13,7 +13,7 @@ internal sealed record CliContext
     /// <summary>The host's default: settings from the config directory, the system clock, <see cref="HostAgents.CreateDefaultAsync"/>.</summary>
     public static CliContext Default { get; } = new();
 
-    /// <summary>Builds the agent the host runs; only <c>replay</c> calls it (status, history, approve, reject and purge need no agent).</summary>
+    /// <summary>Builds the agent the host runs; only <c>replay</c> and <c>approve --edit</c> (to validate and seal the edit) call it.</summary>
     public Func<HostSettings, ILoggerFactory, CancellationToken, Task<HostAgentRuntime>> AgentFactory { get; init; } = HostAgents.CreateDefaultAsync;
 
     /// <summary>The settings to use; null (the default) loads them from host.json, local.settings.json and the environment.</summary>

@@ -1,4 +1,6 @@
+using System.Text.Json;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.Logging.Abstractions;
 using Orchestrator.Agents;
 
 namespace Orchestrator.Host.Cli;
@@ -6,14 +8,15 @@ namespace Orchestrator.Host.Cli;
 /// <summary>
 /// <c>approve</c> / <c>reject &lt;turnInstanceId&gt;/&lt;toolCallId&gt;</c>: shows the confirmation card (exact arguments,
 /// hash, summary) and sends the decision bound to the hash it showed, through <see cref="TurnConfirmations.DecideAsync"/>,
-/// which checks pending, hash and expiry before raising anything.
+/// which checks pending, hash and expiry before raising anything. <c>approve --edit JSON</c> approves with edited
+/// arguments: validated with the agent's tools first, their sensitive values sealed with the hub's key.
 /// </summary>
 internal static class DecideCommand
 {
     public static async Task<int> RunAsync(bool approve, ReadOnlyMemory<string> args, HostSettings settings, CliContext context, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
         string command = approve ? "approve" : "reject";
-        var a = CliArguments.Parse(command, args.Span, [], ["--hash", "--by"]);
+        var a = CliArguments.Parse(command, args.Span, [], ["--hash", "--by", "--edit"]);
         string name = a.Single(command, "confirmation ({turnInstanceId}/{toolCallId})");
         int slash = name.LastIndexOf('/');
         if (slash <= 0 || slash == name.Length - 1)
@@ -25,6 +28,26 @@ internal static class DecideCommand
         string toolCallId = name[(slash + 1)..];
         string? insistedHash = a.Value("--hash");
         string decidedBy = a.Value("--by") ?? $"cli:{Environment.UserName}";
+        string? edit = a.Value("--edit");
+        if (edit is not null)
+        {
+            if (!approve)
+            {
+                throw new ArgumentException("reject: --edit can only come with approve.");
+            }
+
+            try
+            {
+                if (JsonNode.Parse(edit) is not JsonObject)
+                {
+                    throw new ArgumentException("approve: --edit must be the edited arguments as one JSON object.");
+                }
+            }
+            catch (JsonException ex)
+            {
+                throw new ArgumentException($"approve: --edit is not JSON: {ex.Message}");
+            }
+        }
 
         await using var store = CliStore.Open(settings, a.Db);
         TurnStatus? status = await TurnConfirmations.GetStatusAsync(store.Client, instanceId, cancellationToken).ConfigureAwait(false);
@@ -52,8 +75,20 @@ internal static class DecideCommand
             return await RefuseAsync(a.Json, name, "hash_mismatch", $"the arguments now pending have hash {pending.ArgumentsHash}, not {hash}: they are not the arguments you saw; nothing was sent", stdout, stderr).ConfigureAwait(false);
         }
 
+        string? shownEdit = null;
+        if (edit is not null)
+        {
+            EditCheck check = await CheckEditAsync(pending, edit, settings, a.Db, context, cancellationToken).ConfigureAwait(false);
+            if (check.Refusal is { } refusal)
+            {
+                return await RefuseAsync(a.Json, name, refusal.Code, refusal.Why, stdout, stderr).ConfigureAwait(false);
+            }
+
+            (edit, shownEdit) = (check.Sealed, check.Redacted);
+        }
+
         ConfirmationDecisionResult result = await TurnConfirmations.DecideAsync(
-            store.Client, instanceId, toolCallId, new ConfirmationDecision(approve, hash, decidedBy), context.TimeProvider, cancellationToken).ConfigureAwait(false);
+            store.Client, instanceId, toolCallId, new ConfirmationDecision(approve, hash, decidedBy) { EditedArguments = edit }, context.TimeProvider, cancellationToken).ConfigureAwait(false);
         if (result != ConfirmationDecisionResult.Accepted)
         {
             string why = result switch
@@ -78,15 +113,50 @@ internal static class DecideCommand
                 ["arguments"] = pending.Arguments,
                 ["summary"] = pending.Summary,
                 ["decidedBy"] = decidedBy,
+                ["editedArguments"] = shownEdit,
             }.ToJsonString()).ConfigureAwait(false);
         }
         else
         {
-            await stdout.WriteLineAsync($"{(approve ? "Approved" : "Rejected")} {name} (hash {hash}) as {decidedBy}; the turn continues on its worker.").ConfigureAwait(false);
+            string with = shownEdit is null ? string.Empty : $" with edited arguments {shownEdit}";
+            await stdout.WriteLineAsync($"{(approve ? "Approved" : "Rejected")} {name} (hash {hash}){with} as {decidedBy}; the turn continues on its worker.").ConfigureAwait(false);
         }
 
         return 0;
     }
+
+    /// <summary>
+    /// Validates edited arguments in full with the agent's tools (the turn does it again; here the caller gets the
+    /// errors) and seals their sensitive values with the hub's key, so the decision event stored in history holds none.
+    /// </summary>
+    private static async Task<EditCheck> CheckEditAsync(PendingConfirmation pending, string edit, HostSettings settings, string? db, CliContext context, CancellationToken cancellationToken)
+    {
+        await using HostAgentRuntime agent = await context.AgentFactory(settings, NullLoggerFactory.Instance, cancellationToken).ConfigureAwait(false);
+        ToolRegistry tools = agent.Agent.Tools;
+        var validator = new ToolCallValidator(tools);
+        ToolCallValidationResult revalidated = validator.Validate(new ProposedToolCall(pending.ToolCallId, pending.ToolName, edit), pending.Position);
+        if (revalidated.Rejected is { } rejected)
+        {
+            string errors = string.Join("; ", rejected.Errors.Select(e => $"{e.Argument}: {e.Problem}"));
+            return new EditCheck(null, null, ("edited_arguments_invalid", $"the edited arguments are invalid: {rejected.Message}{(errors.Length == 0 ? string.Empty : $" ({errors})")}; nothing was sent"));
+        }
+
+        // The pending arguments are shown redacted; when nothing was redacted the resource check can be made here,
+        // otherwise the turn makes it (and records a refusal) when the decision arrives.
+        if (!pending.Arguments.Contains("[REDACTED", StringComparison.Ordinal)
+            && validator.Validate(new ProposedToolCall(pending.ToolCallId, pending.ToolName, pending.Arguments), pending.Position).Valid is { } original
+            && !original.ResourceKeys.SequenceEqual(revalidated.Valid!.ResourceKeys, StringComparer.Ordinal))
+        {
+            return new EditCheck(null, null, ("edit_changes_resource", "edited arguments may not name another resource than the call that was proposed (for example another order); nothing was sent"));
+        }
+
+        // Only an existing key: a SQLite store whose worker generated none seals nothing, and one made here could not be opened there.
+        SensitiveValueProtector? protector = HostTurnOptions.SensitiveValues(settings, db, createLocalKey: false);
+        string sealedEdit = protector is null ? edit : TurnConfirmations.SealEditedArguments(protector, tools, pending.ToolName, edit);
+        return new EditCheck(sealedEdit, revalidated.Valid!.RedactedArguments, null);
+    }
+
+    private sealed record EditCheck(string? Sealed, string? Redacted, (string Code, string Why)? Refusal);
 
     private static async Task<int> RefuseAsync(bool json, string name, string code, string why, TextWriter stdout, TextWriter stderr)
     {
