@@ -34,10 +34,11 @@ internal sealed class ApiHarness : IAsyncDisposable
     public static Task<ApiHarness> StartSqliteAsync(string? dataSource = null, TestAgent? agent = null, ApiSettings? api = null, TimeProvider? apiClock = null) =>
         StartAsync(new HostSettings(), dataSource ?? Path.Combine(Directory.CreateTempSubdirectory("api-tests-").FullName, "orchestrator.db"), agent, api, apiClock);
 
-    public static async Task<ApiHarness> StartAsync(HostSettings settings, string? dataSource, TestAgent? agent = null, ApiSettings? api = null, TimeProvider? apiClock = null)
+    /// <param name="definition">Another agent than <paramref name="agent"/>'s to run (its tools and handlers).</param>
+    public static async Task<ApiHarness> StartAsync(HostSettings settings, string? dataSource, TestAgent? agent = null, ApiSettings? api = null, TimeProvider? apiClock = null, AgentDefinition? definition = null)
     {
         agent ??= new TestAgent();
-        AgentDefinition definition = agent.Definition();
+        definition ??= agent.Definition();
         var options = new ServeOptions
         {
             Settings = settings,

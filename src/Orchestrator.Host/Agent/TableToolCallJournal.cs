@@ -117,7 +117,8 @@ internal sealed class TableToolCallJournal : IToolCallJournal, IDisposable
     {
         await EnsureTableAsync(cancellationToken).ConfigureAwait(false);
         int deleted = 0;
-        string filter = TableClient.CreateQueryFilter($"{UpdatedAtColumn} lt {olderThan.ToUniversalTime()}");
+        // The column name is part of the format: an interpolated one would be quoted as a string literal.
+        string filter = TableClient.CreateQueryFilter($"UpdatedAt lt {olderThan.ToUniversalTime()}");
         await foreach (TableEntity row in _table.QueryAsync<TableEntity>(filter, select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken).ConfigureAwait(false))
         {
             try

@@ -1,105 +1,64 @@
 using Microsoft.Data.Sqlite;
+using Orchestrator.Testing;
 
 namespace Orchestrator.Agents.Tests.Turn;
 
-public sealed class ToolCallJournalTests
+/// <summary>The journal contract (tests/Shared/ToolCallJournalContract.cs) on the in-memory journal: one per process.</summary>
+public sealed class InMemoryToolCallJournalTests : ToolCallJournalContract
 {
-    public static TheoryData<string> Kinds => new() { "memory", "sqlite" };
+    protected override bool RemembersFinishedWrites => false;
 
-    [Theory]
-    [MemberData(nameof(Kinds))]
-    public async Task BeginAttempt_AfterEachKindOfEnd_ReportsWhatCameBefore(string kind)
+    protected override Task<IJournalStore> CreateStoreAsync() => Task.FromResult<IJournalStore>(new Store());
+
+    private sealed class Store : IJournalStore
     {
-        await WithJournalAsync(kind, async journal =>
-        {
-            var ct = CancellationToken.None;
-            Assert.Equal(PriorAttempt.None, await journal.BeginAttemptAsync("k1", ct));
+        private readonly InMemoryToolCallJournal _journal = new();
 
-            // Began and never ended: the worker died mid-call.
-            Assert.Equal(PriorAttempt.Unfinished, await journal.BeginAttemptAsync("k1", ct));
-            await journal.EndAttemptAsync("k1", AttemptEnd.FailedTransiently, ct);
-            Assert.Equal(PriorAttempt.FailedTransiently, await journal.BeginAttemptAsync("k1", ct));
-            await journal.EndAttemptAsync("k1", AttemptEnd.Succeeded, ct);
+        public IToolCallJournal Open() => _journal;
 
-            // The in-memory journal forgets finished writes (bounded memory); the durable one remembers them.
-            Assert.Equal(kind == "memory" ? PriorAttempt.None : PriorAttempt.SucceededUnrecorded, await journal.BeginAttemptAsync("k1", ct));
-            await journal.EndAttemptAsync("k1", AttemptEnd.FailedPermanently, ct);
-            Assert.Equal(kind == "memory" ? PriorAttempt.None : PriorAttempt.FailedPermanently, await journal.BeginAttemptAsync("k1", ct));
-
-            // Keys are independent.
-            Assert.Equal(PriorAttempt.None, await journal.BeginAttemptAsync("k2", ct));
-        });
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
     }
+}
 
+/// <summary>The journal contract on the SQLite journal: each open is another journal object over one file.</summary>
+public sealed class SqliteToolCallJournalTests : ToolCallJournalContract
+{
     [Fact]
-    public async Task SqliteJournal_TwoInstancesOverOneFile_SecondSeesFirstsUnfinishedAttempt()
+    public async Task Purge_EntriesOlderThanTheCutoff_AreForgotten()
     {
-        string path = Path.Combine(Path.GetTempPath(), $"journal-{Environment.ProcessId}-{Guid.NewGuid():N}.db");
-        try
-        {
-            using (var first = new SqliteToolCallJournal(path))
-            {
-                Assert.Equal(PriorAttempt.None, await first.BeginAttemptAsync("tc1_abc", CancellationToken.None));
-            }
+        await using var store = new Store();
+        var journal = (SqliteToolCallJournal)store.Open();
+        Assert.Equal(PriorAttempt.None, await journal.BeginAttemptAsync("tc1_abc", CancellationToken.None));
 
-            using var second = new SqliteToolCallJournal(path);
-            Assert.Equal(PriorAttempt.Unfinished, await second.BeginAttemptAsync("tc1_abc", CancellationToken.None));
-            Assert.Equal(0, await second.PurgeAsync(TimeProvider.System.GetUtcNow().AddHours(-1), CancellationToken.None));
-            Assert.Equal(1, await second.PurgeAsync(TimeProvider.System.GetUtcNow().AddHours(1), CancellationToken.None));
-            Assert.Equal(PriorAttempt.None, await second.BeginAttemptAsync("tc1_abc", CancellationToken.None));
-        }
-        finally
-        {
-            SqliteConnection.ClearAllPools();
-            foreach (string suffix in new[] { string.Empty, "-wal", "-shm" })
-            {
-                File.Delete(path + suffix);
-            }
-        }
+        Assert.Equal(0, await journal.PurgeAsync(TimeProvider.System.GetUtcNow().AddHours(-1), CancellationToken.None));
+        Assert.Equal(1, await journal.PurgeAsync(TimeProvider.System.GetUtcNow().AddHours(1), CancellationToken.None));
+        Assert.Equal(PriorAttempt.None, await journal.BeginAttemptAsync("tc1_abc", CancellationToken.None));
     }
 
-    [Fact]
-    public async Task SqliteJournal_ConcurrentBeginsOfOneKey_ExactlyOneSeesNone()
+    protected override Task<IJournalStore> CreateStoreAsync() => Task.FromResult<IJournalStore>(new Store());
+
+    private sealed class Store : IJournalStore
     {
-        string path = Path.Combine(Path.GetTempPath(), $"journal-{Environment.ProcessId}-{Guid.NewGuid():N}.db");
-        try
+        private readonly string _path = Path.Combine(Path.GetTempPath(), $"journal-{Environment.ProcessId}-{Guid.NewGuid():N}.db");
+        private readonly List<SqliteToolCallJournal> _opened = [];
+
+        public IToolCallJournal Open()
         {
-            using var journal = new SqliteToolCallJournal(path);
-            var priors = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(async () => await journal.BeginAttemptAsync("same", CancellationToken.None))));
-            Assert.Single(priors, p => p == PriorAttempt.None);
-            Assert.Equal(7, priors.Count(p => p == PriorAttempt.Unfinished));
+            var journal = new SqliteToolCallJournal(_path);
+            _opened.Add(journal);
+            return journal;
         }
-        finally
+
+        public ValueTask DisposeAsync()
         {
+            _opened.ForEach(j => j.Dispose());
             SqliteConnection.ClearAllPools();
             foreach (string suffix in new[] { string.Empty, "-wal", "-shm" })
             {
-                File.Delete(path + suffix);
+                File.Delete(_path + suffix);
             }
-        }
-    }
 
-    private static async Task WithJournalAsync(string kind, Func<IToolCallJournal, Task> test)
-    {
-        if (kind == "memory")
-        {
-            await test(new InMemoryToolCallJournal());
-            return;
-        }
-
-        string path = Path.Combine(Path.GetTempPath(), $"journal-{Environment.ProcessId}-{Guid.NewGuid():N}.db");
-        try
-        {
-            using var journal = new SqliteToolCallJournal(path);
-            await test(journal);
-        }
-        finally
-        {
-            SqliteConnection.ClearAllPools();
-            foreach (string suffix in new[] { string.Empty, "-wal", "-shm" })
-            {
-                File.Delete(path + suffix);
-            }
+            return ValueTask.CompletedTask;
         }
     }
 }
