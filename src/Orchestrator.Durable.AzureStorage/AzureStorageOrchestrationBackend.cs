@@ -175,7 +175,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            string detail = ex is RequestFailedException rf ? $"HTTP {rf.Status} {rf.ErrorCode}: {FirstLine(rf.Message)}" : FirstLine(ex.Message);
+            string detail = ex is RequestFailedException rf ? StorageFailure.Describe(rf) : FirstLine(ex.Message);
             throw new InvalidOperationException(
                 $"Could not create task hub '{this.options.TaskHubName}' in the storage account named by {setting}: {detail}. {(this.options.ServiceUris is null
                     ? "Check the account name, key and endpoints (UseDevelopmentStorage=true needs Azurite on ports 10000-10002)."
