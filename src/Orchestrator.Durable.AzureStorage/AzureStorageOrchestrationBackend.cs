@@ -95,9 +95,9 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         BlobServiceClient blobs;
         try
         {
-            tables = new TableServiceClient(options.ConnectionString, this.Configure(new TableClientOptions()));
-            queues = new QueueServiceClient(options.ConnectionString, this.Configure(new QueueClientOptions { MessageEncoding = QueueMessageEncoding.None }));
-            blobs = new BlobServiceClient(options.ConnectionString, this.Configure(new BlobClientOptions()));
+            tables = options.CreateTableServiceClient(this.Configure(new TableClientOptions()));
+            queues = options.CreateQueueServiceClient(this.Configure(new QueueClientOptions { MessageEncoding = QueueMessageEncoding.None }));
+            blobs = options.CreateBlobServiceClient(this.Configure(new BlobClientOptions()));
         }
         catch (Exception ex) when (ex is FormatException or ArgumentException or InvalidOperationException or UriFormatException)
         {
@@ -158,7 +158,7 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             return;
         }
 
-        string setting = $"ConnectionString (setting '{AzureStorageOrchestrationBackendOptions.ConnectionStringSetting}')";
+        string setting = this.options.DescribeAccount();
         try
         {
             var tasks = new List<Task>
@@ -175,9 +175,11 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            string detail = ex is RequestFailedException rf ? $"HTTP {rf.Status} {rf.ErrorCode}: {FirstLine(rf.Message)}" : FirstLine(ex.Message);
+            string detail = ex is RequestFailedException rf ? StorageFailure.Describe(rf) : FirstLine(ex.Message);
             throw new InvalidOperationException(
-                $"Could not create task hub '{this.options.TaskHubName}' in the storage account named by {setting}: {detail}. Check the account name, key and endpoints (UseDevelopmentStorage=true needs Azurite on ports 10000-10002).",
+                $"Could not create task hub '{this.options.TaskHubName}' in the storage account named by {setting}: {detail}. {(this.options.ServiceUris is null
+                    ? "Check the account name, key and endpoints (UseDevelopmentStorage=true needs Azurite on ports 10000-10002)."
+                    : "Check the endpoints, that the credential can obtain a token for https://storage.azure.com, and that its identity has Storage Blob, Queue and Table Data Contributor on the account.")}",
                 ex);
         }
 

@@ -1,3 +1,5 @@
+using Azure.Core;
+using Azure.Core.Pipeline;
 using Microsoft.Extensions.Configuration;
 using Orchestrator.Durable.AzureStorage;
 using Orchestrator.Durable.Backend;
@@ -19,11 +21,27 @@ internal sealed record HostSettings
 
     public int MaxConcurrentOrchestratorFunctions { get; init; } = 10 * Environment.ProcessorCount;
 
-    /// <summary>True when AzureWebJobsStorage names Azure Storage (a connection string or UseDevelopmentStorage=true).</summary>
-    public bool UsesAzureStorage => this.StorageConnectionString is not null;
+    /// <summary>
+    /// True when AzureWebJobsStorage names Azure Storage: a connection string (or UseDevelopmentStorage=true), or an
+    /// identity-based connection (AzureWebJobsStorage__accountName or the three service URIs).
+    /// </summary>
+    public bool UsesAzureStorage => this.StorageConnectionString is not null || this.StorageServiceUris is not null;
 
-    /// <summary>The Azure Storage connection string, when the Azure Storage backend is selected.</summary>
+    /// <summary>The Azure Storage connection string, when the Azure Storage backend is selected by one.</summary>
     public string? StorageConnectionString { get; init; }
+
+    /// <summary>The service endpoints of an identity-based connection (AzureWebJobsStorage__accountName or __*ServiceUri).</summary>
+    public AzureStorageServiceUris? StorageServiceUris { get; init; }
+
+    /// <summary>
+    /// The credential of an identity-based connection: from AzureWebJobsStorage__credential and __clientId
+    /// (<see cref="AzureStorageConnectionSettings.CreateCredential"/>). One instance serves the backend, the request
+    /// ledger and the queue trigger, so they share its token cache.
+    /// </summary>
+    public TokenCredential? StorageCredential { get; init; }
+
+    /// <summary>The storage clients' HTTP transport; null is the Azure SDK's own (tests set one trusting a local certificate).</summary>
+    public HttpPipelineTransport? StorageTransport { get; init; }
 
     public int PartitionCount { get; init; } = 4;
 
@@ -63,16 +81,10 @@ internal sealed record HostSettings
         IConfigurationSection dt = config.GetSection("extensions:durableTask");
         var settings = new HostSettings();
 
-        // As in Azure Functions: an environment variable overrides local.settings.json's Values.
-        string? storage = config["AzureWebJobsStorage"] ?? config["Values:AzureWebJobsStorage"];
-        if (storage is null && (config.GetSection("AzureWebJobsStorage").GetChildren().Any() || config.GetSection("Values:AzureWebJobsStorage").GetChildren().Any()
-            || config["Values:AzureWebJobsStorage__accountName"] is not null))
-        {
-            // AzureWebJobsStorage__accountName (infra/main.bicep): falling back to the embedded SQLite file here would
-            // put production state on a container's disk, so refuse until the Azure backend takes a TokenCredential.
-            throw new InvalidOperationException("Setting AzureWebJobsStorage__accountName (an identity-based storage connection) is not supported by the Azure Storage backend yet; set AzureWebJobsStorage to a connection string.");
-        }
-
+        // As in Azure Functions: an environment variable overrides local.settings.json's Values (AzureStorageConnectionSettings).
+        RefuseUnknownStorageSettings(config);
+        AzureStorageConnectionSettings? connection = AzureStorageConnectionSettings.Read(k => config[k]);
+        string? storage = connection?.ConnectionString;
         bool azure = storage is not null
             && (storage.StartsWith("UseDevelopmentStorage=true", StringComparison.OrdinalIgnoreCase)
                 || storage.Contains("AccountName=", StringComparison.OrdinalIgnoreCase)
@@ -111,6 +123,8 @@ internal sealed record HostSettings
             HubName = dt["hubName"] ?? settings.HubName,
             DataSource = string.IsNullOrWhiteSpace(dataSource) ? settings.DataSource : dataSource,
             StorageConnectionString = azure ? storage : null,
+            StorageServiceUris = connection?.ServiceUris,
+            StorageCredential = connection is { IsIdentityBased: true } ? connection.CreateCredential() : null,
             PartitionCount = partitions ?? settings.PartitionCount,
             MaxConcurrentActivityFunctions = ReadPositive(dt, "maxConcurrentActivityFunctions") ?? settings.MaxConcurrentActivityFunctions,
             MaxConcurrentOrchestratorFunctions = ReadPositive(dt, "maxConcurrentOrchestratorFunctions") ?? settings.MaxConcurrentOrchestratorFunctions,
@@ -122,14 +136,7 @@ internal sealed record HostSettings
     {
         if (this.UsesAzureStorage)
         {
-            var options = new AzureStorageOrchestrationBackendOptions
-            {
-                ConnectionString = this.StorageConnectionString!,
-                TaskHubName = this.HubName,
-                PartitionCount = this.PartitionCount,
-            };
-            options.Validate();
-            return new AzureStorageOrchestrationBackend(options);
+            return new AzureStorageOrchestrationBackend(this.StorageOptions());
         }
 
         string dataSource = dataSourceOverride ?? this.DataSource;
@@ -142,9 +149,35 @@ internal sealed record HostSettings
         return new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = dataSource });
     }
 
+    /// <summary>
+    /// The Azure Storage backend's options for these settings: the account (connection string, or endpoints and
+    /// credential), hub and partitions. The host's request ledger and queue trigger make their clients from it too.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The settings do not select Azure Storage.</exception>
+    /// <exception cref="ArgumentException">An option is invalid (the message names it).</exception>
+    public AzureStorageOrchestrationBackendOptions StorageOptions()
+    {
+        if (!this.UsesAzureStorage)
+        {
+            throw new InvalidOperationException("AzureWebJobsStorage does not name Azure Storage; the embedded SQLite backend is in use.");
+        }
+
+        var options = new AzureStorageOrchestrationBackendOptions
+        {
+            ConnectionString = this.StorageServiceUris is null ? this.StorageConnectionString : null,
+            ServiceUris = this.StorageServiceUris,
+            Credential = this.StorageServiceUris is null ? null : this.StorageCredential,
+            Transport = this.StorageTransport,
+            TaskHubName = this.HubName,
+            PartitionCount = this.PartitionCount,
+        };
+        options.Validate();
+        return options;
+    }
+
     /// <summary>Where the state lives, for people.</summary>
     public string Describe(string? dataSourceOverride = null) => this.UsesAzureStorage
-        ? $"Azure Storage backend, task hub {this.HubName}, {this.PartitionCount} partitions"
+        ? $"Azure Storage backend{(this.StorageServiceUris is { } uris ? $" (identity-based, {uris.TableServiceUri.Host})" : string.Empty)}, task hub {this.HubName}, {this.PartitionCount} partitions"
         : $"Embedded SQLite backend: {Path.GetFullPath(dataSourceOverride ?? this.DataSource)} (WAL, synchronous=FULL)";
 
     /// <summary>
@@ -162,6 +195,28 @@ internal sealed record HostSettings
         }
 
         return (endpoint, ReadValue(config, "Model:ApiKey"), name, ReadHttpUrl(config, "Payments:BaseUrl"));
+    }
+
+    /// <summary>
+    /// An AzureWebJobsStorage__ setting the identity-based connection does not read (a typo such as __acountName, or
+    /// Functions' blob-only __serviceUri) would otherwise leave the embedded SQLite file in use, which on a container
+    /// loses state: refuse it, naming it.
+    /// </summary>
+    private static void RefuseUnknownStorageSettings(IConfiguration config)
+    {
+        const string Prefix = "AzureWebJobsStorage__";
+        IEnumerable<string> names = config.GetSection("AzureWebJobsStorage").GetChildren().Select(c => c.Key)
+            .Concat(config.GetSection("Values:AzureWebJobsStorage").GetChildren().Select(c => c.Key))
+            .Concat(config.GetSection("Values").GetChildren().Select(c => c.Key)
+                .Where(k => k.StartsWith(Prefix, StringComparison.OrdinalIgnoreCase)).Select(k => k[Prefix.Length..]));
+        foreach (string name in names)
+        {
+            if (!AzureStorageConnectionSettings.IdentitySettingNames.Contains(name, StringComparer.OrdinalIgnoreCase))
+            {
+                throw new InvalidOperationException(
+                    $"Setting {Prefix}{name} is not recognized; an identity-based storage connection reads {Prefix}{string.Join($", {Prefix}", AzureStorageConnectionSettings.IdentitySettingNames)}.");
+            }
+        }
     }
 
     private static bool IsSealingKey(string key)

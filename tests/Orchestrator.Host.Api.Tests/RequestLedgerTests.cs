@@ -80,7 +80,7 @@ public sealed class TableRequestLedgerTests(AzuriteFixture azurite) : RequestLed
 {
     private protected override async Task<IRequestLedger> CreateAsync(TimeProvider time)
     {
-        var ledger = new TableRequestLedger(azurite.ConnectionString, AzuriteFixture.NewName("ledger"), time);
+        var ledger = new TableRequestLedger(new Azure.Data.Tables.TableServiceClient(azurite.ConnectionString), AzuriteFixture.NewName("ledger"), time);
         await ledger.InitializeAsync(default);
         return ledger;
     }

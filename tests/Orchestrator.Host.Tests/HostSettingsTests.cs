@@ -1,3 +1,6 @@
+using Azure.Identity;
+using Orchestrator.Durable.AzureStorage;
+
 namespace Orchestrator.Host.Tests;
 
 public sealed class HostSettingsTests : IDisposable
@@ -78,6 +81,61 @@ public sealed class HostSettingsTests : IDisposable
         var ex = Assert.Throws<ArgumentException>(() => HostSettings.Load(this.dir).CreateBackend());
 
         Assert.Contains("TaskHubName", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Load_AccountNameInValues_SelectsIdentityBasedAzureStorageForBackendLedgerAndTrigger()
+    {
+        this.Write("local.settings.json", """
+            { "Values": { "AzureWebJobsStorage__accountName": "prodstore1", "AzureWebJobsStorage__credential": "managedidentity",
+              "AzureWebJobsStorage__clientId": "7f1a3c2e-5b4d-4e6f-9a8b-0c1d2e3f4a5b" } }
+            """);
+
+        HostSettings s = HostSettings.Load(this.dir);
+        AzureStorageOrchestrationBackendOptions options = s.StorageOptions();
+
+        Assert.True(s.UsesAzureStorage);
+        Assert.Null(s.StorageConnectionString);
+        Assert.Equal(AzureStorageServiceUris.ForAccount("prodstore1"), s.StorageServiceUris);
+        Assert.IsType<ManagedIdentityCredential>(s.StorageCredential);
+        Assert.Null(options.ConnectionString);
+        Assert.Same(s.StorageCredential, options.Credential);
+        Assert.Equal(new Uri("https://prodstore1.table.core.windows.net/"), options.CreateTableServiceClient().Uri);
+        Assert.Equal(new Uri("https://prodstore1.queue.core.windows.net/"), options.CreateQueueServiceClient().Uri);
+        Assert.Contains("identity-based", s.Describe(), StringComparison.Ordinal);
+        await using Orchestrator.Durable.Backend.IOrchestrationBackend backend = s.CreateBackend();
+        Assert.IsType<AzureStorageOrchestrationBackend>(backend);
+    }
+
+    [Fact]
+    public void Load_ServiceUrisWithoutCredentialSetting_DefaultAzureCredential()
+    {
+        this.Write("local.settings.json", """
+            { "Values": { "AzureWebJobsStorage__blobServiceUri": "https://b.example.net/a", "AzureWebJobsStorage__queueServiceUri": "https://q.example.net/a",
+              "AzureWebJobsStorage__tableServiceUri": "https://t.example.net/a" } }
+            """);
+
+        HostSettings s = HostSettings.Load(this.dir);
+
+        Assert.Equal(new Uri("https://t.example.net/a"), s.StorageServiceUris!.TableServiceUri);
+        Assert.IsType<DefaultAzureCredential>(s.StorageCredential);
+    }
+
+    [Theory]
+    [InlineData("\"AzureWebJobsStorage\": \"UseDevelopmentStorage=true\", \"AzureWebJobsStorage__accountName\": \"prodstore1\"", "AzureWebJobsStorage__accountName")]
+    [InlineData("\"AzureWebJobsStorage__accountName\": \"prodstore1\", \"AzureWebJobsStorage__tableServiceUri\": \"tables\"", "AzureWebJobsStorage__tableServiceUri")]
+    [InlineData("\"AzureWebJobsStorage__accountName\": \"prodstore1\", \"AzureWebJobsStorage__credential\": \"azurecli\"", "AzureWebJobsStorage__credential")]
+    [InlineData("\"AzureWebJobsStorage__accountName\": \"prodstore1\", \"AzureWebJobsStorage__clientId\": \"not-a-guid\"", "AzureWebJobsStorage__clientId")]
+    [InlineData("\"AzureWebJobsStorage__accountName\": \"Prod_Store\"", "AzureWebJobsStorage__accountName")]
+    [InlineData("\"AzureWebJobsStorage__acountName\": \"prodstore1\"", "AzureWebJobsStorage__acountName")]
+    [InlineData("\"AzureWebJobsStorage__serviceUri\": \"https://prodstore1.blob.core.windows.net\"", "AzureWebJobsStorage__serviceUri")]
+    public void Load_InvalidStorageSettings_FailsNamingTheSetting(string values, string setting)
+    {
+        this.Write("local.settings.json", $$"""{ "Values": { {{values}} } }""");
+
+        var ex = Assert.Throws<InvalidOperationException>(() => HostSettings.Load(this.dir));
+
+        Assert.Contains(setting, ex.Message, StringComparison.Ordinal);
     }
 
     public void Dispose() => Directory.Delete(this.dir, recursive: true);

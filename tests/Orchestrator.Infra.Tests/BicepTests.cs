@@ -70,6 +70,12 @@ public sealed class BicepTests
         Assert.True(env.ContainsKey("AzureWebJobsStorage__accountName"));
         Assert.Equal("managedidentity", env["AzureWebJobsStorage__credential"].GetProperty("value").GetString());
         Assert.False(env.ContainsKey("AzureWebJobsStorage"));
+        // Exactly the identity-based settings the host reads (AzureStorageConnectionSettings), the user-assigned identity named by its client id.
+        Assert.Equal(
+            ["AzureWebJobsStorage__accountName", "AzureWebJobsStorage__clientId", "AzureWebJobsStorage__credential"],
+            env.Keys.Where(k => k.StartsWith("AzureWebJobsStorage", StringComparison.Ordinal)).Order(StringComparer.Ordinal));
+        Assert.Contains("clientId", env["AzureWebJobsStorage__clientId"].GetProperty("value").GetString(), StringComparison.Ordinal);
+        Assert.Contains("userAssignedIdentities", env["AzureWebJobsStorage__clientId"].GetProperty("value").GetString(), StringComparison.Ordinal);
         Assert.Equal("model-api-key", env["Model__ApiKey"].GetProperty("secretRef").GetString());
         Assert.Equal("serve", container.GetProperty("args")[0].GetString());
 

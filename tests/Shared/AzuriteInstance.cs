@@ -2,6 +2,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 
 namespace Orchestrator.Testing;
 
@@ -10,7 +12,8 @@ namespace Orchestrator.Testing;
 /// already listening on the default ports 10000-10002, else a private instance started here
 /// (node_modules/.bin/azurite above the executable or the current directory) on free ports with a
 /// temporary data folder, stopped and deleted on dispose. Compiled into the Azure Storage tests and
-/// the benchmark, so both follow the same rules.
+/// the benchmark, so both follow the same rules. <see cref="StartHttpsOAuthAsync"/> always starts a
+/// private instance serving HTTPS with a given certificate and accepting OAuth bearer tokens.
 /// </summary>
 internal sealed class AzuriteInstance : IDisposable
 {
@@ -27,6 +30,9 @@ internal sealed class AzuriteInstance : IDisposable
 
     public string Description { get; private set; } = string.Empty;
 
+    /// <summary>The blob, queue and table endpoints (account devstoreaccount1) of a private instance; null for one found running.</summary>
+    public (Uri Blob, Uri Queue, Uri Table)? ServiceUris { get; private set; }
+
     public static string ConnectionStringFor(int blob, int queue, int table) =>
         $"DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={Key};"
         + $"BlobEndpoint=http://127.0.0.1:{blob}/devstoreaccount1;QueueEndpoint=http://127.0.0.1:{queue}/devstoreaccount1;TableEndpoint=http://127.0.0.1:{table}/devstoreaccount1;";
@@ -40,6 +46,40 @@ internal sealed class AzuriteInstance : IDisposable
         try
         {
             await instance.InitializeAsync(dataDirPrefix, cancellationToken).ConfigureAwait(false);
+            return instance;
+        }
+        catch
+        {
+            instance.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Starts a private Azurite serving HTTPS with <paramref name="certificate"/> (which must hold its private key;
+    /// written as PEM into the instance's data folder) and <c>--oauth basic</c>: bearer tokens are accepted when their
+    /// audience, issuer and lifetime are valid (their signature is not checked); shared-key requests still work.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">Azurite is not installed (run npm ci).</exception>
+    /// <exception cref="InvalidOperationException">Azurite did not start listening.</exception>
+    public static async Task<AzuriteInstance> StartHttpsOAuthAsync(string dataDirPrefix, X509Certificate2 certificate, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(certificate);
+        var instance = new AzuriteInstance();
+        try
+        {
+            instance.dataDir = Directory.CreateTempSubdirectory(dataDirPrefix).FullName;
+            string certPath = Path.Combine(instance.dataDir, "cert.pem");
+            string keyPath = Path.Combine(instance.dataDir, "key.pem");
+            File.WriteAllText(certPath, certificate.ExportCertificatePem());
+            AsymmetricAlgorithm key = (AsymmetricAlgorithm?)certificate.GetRSAPrivateKey() ?? certificate.GetECDsaPrivateKey()
+                ?? throw new ArgumentException("The certificate has no RSA or ECDSA private key.", nameof(certificate));
+            using (key)
+            {
+                File.WriteAllText(keyPath, key.ExportPkcs8PrivateKeyPem());
+            }
+
+            await instance.StartPrivateAsync("https", ["--cert", certPath, "--key", keyPath, "--oauth", "basic"], cancellationToken).ConfigureAwait(false);
             return instance;
         }
         catch
@@ -91,17 +131,24 @@ internal sealed class AzuriteInstance : IDisposable
             return;
         }
 
+        this.dataDir = Directory.CreateTempSubdirectory(dataDirPrefix).FullName;
+        await this.StartPrivateAsync("http", [], cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Starts Azurite in <see cref="dataDir"/> (already created) on free ports.</summary>
+    private async Task StartPrivateAsync(string scheme, string[] extraArguments, CancellationToken cancellationToken)
+    {
         string bin = FindAzurite()
             ?? throw new FileNotFoundException("Azurite is not installed (node_modules/.bin/azurite not found above the executable or the current directory): run 'npm ci' at the repository root, start Azurite on ports 10000-10002, or set AZURITE_CONNECTION_STRING.");
+        string location = this.dataDir ?? throw new InvalidOperationException("The data folder must be created first.");
         int blob = FreePort(), queue = FreePort(), table = FreePort();
-        this.dataDir = Directory.CreateTempSubdirectory(dataDirPrefix).FullName;
         var psi = new ProcessStartInfo(bin) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (string a in new[]
         {
-            "--silent", "--loose", "--skipApiVersionCheck", "--location", this.dataDir,
+            "--silent", "--loose", "--skipApiVersionCheck", "--location", location,
             "--blobHost", "127.0.0.1", "--blobPort", Port(blob), "--queueHost", "127.0.0.1", "--queuePort", Port(queue),
             "--tableHost", "127.0.0.1", "--tablePort", Port(table),
-        })
+        }.Concat(extraArguments))
         {
             psi.ArgumentList.Add(a);
         }
@@ -124,9 +171,12 @@ internal sealed class AzuriteInstance : IDisposable
             await Task.Delay(TimeSpan.FromMilliseconds(100), TimeProvider.System, cancellationToken).ConfigureAwait(false);
         }
 
-        this.ConnectionString = ConnectionStringFor(blob, queue, table);
-        this.Description = $"private Azurite (pid {this.process.Id}) on ports {blob}/{queue}/{table}";
+        this.ConnectionString = ConnectionStringFor(blob, queue, table).Replace("http", scheme, StringComparison.Ordinal);
+        this.ServiceUris = (ServiceUri(scheme, blob), ServiceUri(scheme, queue), ServiceUri(scheme, table));
+        this.Description = $"private Azurite (pid {this.process.Id}, {scheme}{(extraArguments.Length > 0 ? " " + string.Join(' ', extraArguments.Where(a => !a.Contains('/', StringComparison.Ordinal))) : string.Empty)}) on ports {blob}/{queue}/{table}";
     }
+
+    private static Uri ServiceUri(string scheme, int port) => new($"{scheme}://127.0.0.1:{Port(port)}/devstoreaccount1");
 
     private static string Port(int port) => port.ToString(CultureInfo.InvariantCulture);
 

@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using Azure.Data.Tables;
 using Microsoft.Extensions.Logging;
 using Orchestrator.Agents;
 
@@ -68,7 +67,7 @@ internal static class HostTurnOptions
     {
         if (settings.UsesAzureStorage)
         {
-            return new TableToolCallJournal(new TableServiceClient(settings.StorageConnectionString), settings.HubName);
+            return new TableToolCallJournal(settings.StorageOptions().CreateTableServiceClient(), settings.HubName);
         }
 
         string? dataFolder = DataFolder(dataSourceOverride ?? settings.DataSource);

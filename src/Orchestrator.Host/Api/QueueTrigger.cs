@@ -27,12 +27,14 @@ internal sealed class QueueTrigger : BackgroundService
     private readonly AccessKeys keys;
     private readonly ILogger logger;
 
-    public QueueTrigger(string connectionString, ApiSettings settings, ConversationService conversations, ConversationRuntime runtime, AccessKeys keys, ILogger<QueueTrigger> logger)
+    /// <param name="queues">The account's queue service, made the way the backend makes its own (connection string or credential).</param>
+    public QueueTrigger(QueueServiceClient queues, ApiSettings settings, ConversationService conversations, ConversationRuntime runtime, AccessKeys keys, ILogger<QueueTrigger> logger)
     {
+        ArgumentNullException.ThrowIfNull(queues);
         this.keys = keys;
         this.settings = settings;
-        this.queue = new QueueClient(connectionString, settings.QueueName);
-        this.poison = new QueueClient(connectionString, settings.QueueName + "-poison");
+        this.queue = queues.GetQueueClient(settings.QueueName);
+        this.poison = queues.GetQueueClient(settings.QueueName + "-poison");
         this.conversations = conversations;
         this.runtime = runtime;
         this.logger = logger;

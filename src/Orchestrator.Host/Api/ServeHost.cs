@@ -90,7 +90,7 @@ internal sealed class ServeHost : IAsyncDisposable
         HostSettings settings = options.Settings;
         IOrchestrationBackend backend = settings.CreateBackend(options.DataSource);
         IRequestLedger ledger = settings.UsesAzureStorage
-            ? new TableRequestLedger(settings.StorageConnectionString!, settings.HubName, options.TimeProvider)
+            ? new TableRequestLedger(settings.StorageOptions().CreateTableServiceClient(), settings.HubName, options.TimeProvider)
             : new SqliteRequestLedger(SqliteRequestLedger.PathFor(options.DataSource ?? settings.DataSource), options.TimeProvider);
         HostAgentRuntime? agent = null;
         try
@@ -158,7 +158,7 @@ internal sealed class ServeHost : IAsyncDisposable
         services.AddHostedService<WorkerService>();
         if (options.Api.QueueName is not null)
         {
-            services.AddHostedService(sp => ActivatorUtilities.CreateInstance<QueueTrigger>(sp, options.Settings.StorageConnectionString!));
+            services.AddHostedService(sp => ActivatorUtilities.CreateInstance<QueueTrigger>(sp, options.Settings.StorageOptions().CreateQueueServiceClient()));
         }
 
         services.Configure<JsonOptions>(o =>

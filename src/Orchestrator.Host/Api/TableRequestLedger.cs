@@ -4,7 +4,7 @@ using Azure.Data.Tables;
 namespace Orchestrator.Host.Api;
 
 /// <summary>
-/// The request ledger as an Azure table (<c>{hub}Requests</c>) in the account AzureWebJobsStorage names. Partition key:
+/// The request ledger as an Azure table (<c>{hub}Requests</c>) in the account AzureWebJobsStorage names (connection string or identity-based). Partition key:
 /// hash of the scope; row key: hash of the key (table keys forbid characters that ids may hold). Claims are
 /// insert-if-absent; a takeover is an ETag-conditional update.
 /// </summary>
@@ -13,9 +13,13 @@ internal sealed class TableRequestLedger : IRequestLedger
     private readonly TableClient table;
     private readonly TimeProvider time;
 
-    public TableRequestLedger(string connectionString, string hubName, TimeProvider time)
+    /// <param name="tables">The account's table service, made the way the backend makes its own (connection string or credential).</param>
+    /// <param name="hubName">The task hub; the table is <c>{hubName}Requests</c>.</param>
+    /// <param name="time">The clock of claims and their lease.</param>
+    public TableRequestLedger(TableServiceClient tables, string hubName, TimeProvider time)
     {
-        this.table = new TableClient(connectionString, hubName + "Requests");
+        ArgumentNullException.ThrowIfNull(tables);
+        this.table = tables.GetTableClient(hubName + "Requests");
         this.time = time;
     }
 
