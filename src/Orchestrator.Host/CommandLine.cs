@@ -94,9 +94,10 @@ internal static class CommandLine
               Shows the confirmation card (tool, summary, exact arguments, hash, expiry) and sends the
               decision bound to the hash it showed; --hash insists on a hash seen elsewhere. A refused
               decision (not pending, already decided, expired, hash mismatch) exits 1 with the reason.
-          purge <id> | purge [--status completed,failed,terminated] [--older-than 7d] [--json]
+          purge <id> | purge [--status completed,failed,terminated] [--older-than 7d] [--page-size N] [--json]
               Deletes one finished instance with its history, or every finished instance matching the
-              filter (age by creation time: s, m, h, d). Running instances are never purged.
+              filter (age by creation time: s, m, h, d), listed N per store query (default 500).
+              Running instances are never purged.
           replay <id> [--json]
               Re-runs the stored agent orchestration (turn or conversation) against its history with
               the current code, every tool and the model stubbed (no effect can fire, nothing is
