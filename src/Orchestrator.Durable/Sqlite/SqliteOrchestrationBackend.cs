@@ -17,6 +17,9 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
 {
     // WARNING: the schema is a persisted format. Change it only with a migration keyed on
     // schema_info.version and a test that opens a database written by the previous version.
+    // (An index added with IF NOT EXISTS is not such a change: this script runs on every open, so an
+    // older file gets it then, and older builds keep reading and writing a file that has it.
+    // ix_instances_status_id lets a status-filtered page start at its key instead of sorting every match.)
     private const int SchemaVersion = 1;
 
     private const string Schema = """
@@ -35,6 +38,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
             lock_owner TEXT,
             lock_expires_at INTEGER);
         CREATE INDEX IF NOT EXISTS ix_instances_status ON instances (status, created_at);
+        CREATE INDEX IF NOT EXISTS ix_instances_status_id ON instances (status, instance_id);
         CREATE TABLE IF NOT EXISTS history (
             instance_id TEXT NOT NULL,
             seq INTEGER NOT NULL,
