@@ -419,8 +419,8 @@ internal sealed class BenchRunner(BenchOptions options)
 
         // Read every instance back (one query, not a read per instance: on Azure Storage each read
         // is a billed request): its completion time and status are the measurement.
-        var readBack = new InstanceQuery { InstanceIdPrefix = prefix + "-", PageSize = 10_000, FetchInputsAndOutputs = false };
-        Dictionary<string, OrchestrationMetadata> byId = (await this.backend.QueryInstancesAsync(readBack, cancellationToken).ConfigureAwait(false))
+        var readBack = new InstanceQuery { InstanceIdPrefix = prefix + "-", PageSize = InstanceQuery.MaxPageSize, FetchInputsAndOutputs = false };
+        Dictionary<string, OrchestrationMetadata> byId = (await this.ReadAllAsync(readBack, cancellationToken).ConfigureAwait(false))
             .ToDictionary(m => m.InstanceId, StringComparer.Ordinal);
         OrchestrationMetadata?[] metas = Enumerable.Range(0, count).Select(i => byId.GetValueOrDefault(Id(prefix, i))).ToArray();
         var latencies = new List<double>(count);
@@ -451,8 +451,24 @@ internal sealed class BenchRunner(BenchOptions options)
         return new Measurement(seconds, latencies, latencyMeasures, extra);
     }
 
+    /// <summary>Every instance matching the query, following the continuation tokens.</summary>
+    private async Task<List<OrchestrationMetadata>> ReadAllAsync(InstanceQuery query, CancellationToken cancellationToken)
+    {
+        var all = new List<OrchestrationMetadata>();
+        string? token = null;
+        do
+        {
+            Page<OrchestrationMetadata> page = await this.backend.QueryInstancesAsync(query with { ContinuationToken = token }, cancellationToken).ConfigureAwait(false);
+            all.AddRange(page.Values);
+            token = page.ContinuationToken;
+        }
+        while (token is not null);
+
+        return all;
+    }
+
     /// <summary>Polls until no instance of the batch is in one of the statuses; reports progress every second.</summary>
-    /// <remarks>One cheap query per status (an index range, newest first, stops at the first row), so
+    /// <remarks>One cheap query per status (the prefix's key range, stops at the first row), so
     /// polling takes little of the store's time; the full count runs only once a second.</remarks>
     private async Task WaitUntilNoneAsync(string prefix, int count, OrchestrationRuntimeStatus[] statuses, string what, CancellationToken cancellationToken)
     {
@@ -477,15 +493,14 @@ internal sealed class BenchRunner(BenchOptions options)
 
             if (Stopwatch.GetTimestamp() >= nextProgress)
             {
-                var all = new InstanceQuery { Statuses = statuses, InstanceIdPrefix = prefix + "-", PageSize = 10_000, FetchInputsAndOutputs = false };
-                int left = (await this.backend.QueryInstancesAsync(all, cancellationToken).ConfigureAwait(false)).Count;
+                var all = new InstanceQuery { Statuses = statuses, InstanceIdPrefix = prefix + "-", PageSize = InstanceQuery.MaxPageSize, FetchInputsAndOutputs = false };
+                int left = (await this.ReadAllAsync(all, cancellationToken).ConfigureAwait(false)).Count;
                 Progress($"{prefix}: {count - left}/{count} {what}");
                 nextProgress = Stopwatch.GetTimestamp() + (long)(ProgressInterval.TotalSeconds * Stopwatch.Frequency);
             }
 
-            // Azure Storage: each poll is a query that reads every unfinished row (it sorts newest
-            // first), work taken from the emulator the worker shares. The measurement comes from the
-            // stored completion times, so polling less often does not change it.
+            // Azure Storage: each poll is a query, work taken from the emulator the worker shares. The
+            // measurement comes from the stored completion times, so polling less often does not change it.
             await Task.Delay(options.Backend == "azurite" ? AzurePollInterval : DonePollInterval, this.clock, cancellationToken).ConfigureAwait(false);
         }
     }

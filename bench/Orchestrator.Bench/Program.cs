@@ -45,7 +45,9 @@ try
 {
     Dictionary<string, object?> result = options.IsTurnWorkload
         ? await new TurnBenchRunner(options).RunAsync(cts.Token)
-        : await new BenchRunner(options).RunAsync(cts.Token);
+        : options.Workload == "query"
+            ? await new QueryBenchRunner(options).RunAsync(cts.Token)
+            : await new BenchRunner(options).RunAsync(cts.Token);
     Console.Out.WriteLine(JsonSerializer.Serialize(result));
     return 0;
 }

@@ -42,7 +42,18 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
 {
     private const string SentinelKey = "~sentinel";
     private const string InstanceRowKey = "";
+
     private const int MaxMessagesPerFetch = 32;
+
+    /// <summary>The backend kind named in instance query continuation tokens.</summary>
+    private const string QueryTokenKind = "azure-storage";
+
+    /// <summary>
+    /// The instance row's columns a query reads when it leaves out inputs and outputs: the key (for the continuation),
+    /// the summary, and the failure (one property or a blob: instance rows keep at most one part per value).
+    /// </summary>
+    private static readonly string[] InstanceSummaryColumns =
+        ["PartitionKey", "InstanceId", "Name", "ExecutionId", "Status", "CreatedAt", "LastUpdatedAt", "CompletedAt", "ParentInstanceId", "FailureCount", "FailureBlob", "Failure0"];
 
     private readonly AzureStorageOrchestrationBackendOptions options;
     private readonly TimeProvider time;
@@ -283,33 +294,63 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
     }
 
     /// <inheritdoc/>
-    public async Task<IReadOnlyList<OrchestrationMetadata>> QueryInstancesAsync(InstanceQuery query, CancellationToken cancellationToken)
+    /// <remarks>
+    /// The filter runs in the Table service, which returns rows in PartitionKey order (the escaped instance id); the
+    /// continuation token holds the last PartitionKey returned, and the next page asks for the keys above it. The service
+    /// may answer a filtered query in several responses (it stops at partition-range boundaries and after a few seconds):
+    /// this follows its own continuation until the page is full or the table ends. Without inputs and outputs only the
+    /// summary columns are read.
+    /// </remarks>
+    public async Task<Page<OrchestrationMetadata>> QueryInstancesAsync(InstanceQuery query, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(query);
         ArgumentOutOfRangeException.ThrowIfLessThan(query.PageSize, 1, nameof(query.PageSize));
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(query.PageSize, 10_000, nameof(query.PageSize));
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(query.PageSize, InstanceQuery.MaxPageSize, nameof(query.PageSize));
+        string? after = InstanceQueryContinuation.ReadLastKey(QueryTokenKind, query);
         string filter = BuildInstanceFilter(query.Statuses, query.CreatedFrom, query.CreatedTo, query.InstanceIdPrefix);
-        var rows = new List<TableEntity>();
-        await foreach (TableEntity e in this.instancesTable.QueryAsync<TableEntity>(filter, cancellationToken: cancellationToken).ConfigureAwait(false))
+        if (after is not null)
         {
-            if (query.InstanceIdPrefix is { Length: > 0 } prefix && !(e.GetString("InstanceId") ?? string.Empty).StartsWith(prefix, StringComparison.Ordinal))
-            {
-                continue;
-            }
-
-            rows.Add(e);
+            filter = (filter.Length > 0 ? filter + " and " : string.Empty) + $"PartitionKey gt '{Quote(after)}'";
         }
 
-        var list = new List<OrchestrationMetadata>();
-        foreach (TableEntity e in rows
-            .OrderByDescending(e => e.GetDateTimeOffset("CreatedAt") ?? DateTimeOffset.MinValue)
-            .ThenBy(e => e.GetString("InstanceId"), StringComparer.Ordinal)
-            .Take(query.PageSize))
+        IEnumerable<string>? select = query.FetchInputsAndOutputs ? null : InstanceSummaryColumns;
+        var rows = new List<TableEntity>(Math.Min(query.PageSize, 1000));
+        string? serverToken = null;
+        bool more;
+        do
+        {
+            // Each request asks for no more than the page still needs (the service caps one response at 1,000).
+            int want = Math.Min(query.PageSize - rows.Count, 1000);
+            Azure.Page<TableEntity>? response = null;
+            await foreach (Azure.Page<TableEntity> p in this.instancesTable.QueryAsync<TableEntity>(filter, want, select, cancellationToken).AsPages(serverToken, want).ConfigureAwait(false))
+            {
+                response = p;
+                break;
+            }
+
+            foreach (TableEntity e in response?.Values ?? [])
+            {
+                // The key range already bounds the prefix; the id test guards against a key range that could not be bounded.
+                if (query.InstanceIdPrefix is not { Length: > 0 } prefix || (e.GetString("InstanceId") ?? string.Empty).StartsWith(prefix, StringComparison.Ordinal))
+                {
+                    rows.Add(e);
+                }
+            }
+
+            serverToken = response?.ContinuationToken;
+            more = serverToken is not null;
+        }
+        while (more && rows.Count < query.PageSize);
+
+        var list = new List<OrchestrationMetadata>(rows.Count);
+        foreach (TableEntity e in rows)
         {
             list.Add(await this.ToMetadataAsync(e, query.FetchInputsAndOutputs, cancellationToken).ConfigureAwait(false));
         }
 
-        return list;
+        // With the page full and the service holding more, continue after the last row returned. The service's own token
+        // is not handed out: it marks where the service stopped scanning, which is not where this page stopped.
+        return new Page<OrchestrationMetadata>(list, more && rows.Count > 0 ? InstanceQueryContinuation.Create(QueryTokenKind, query, rows[^1].PartitionKey) : null);
     }
 
     /// <inheritdoc/>
@@ -2213,7 +2254,15 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
 
         if (prefix is { Length: > 0 })
         {
-            parts.Add($"PartitionKey ge '{Quote(StorageNames.EscapeKey(prefix))}'");
+            // Escaping works character by character, so the escaped prefix is a prefix of exactly the escaped ids
+            // that start with the prefix; they lie between it and its last character plus one.
+            string key = StorageNames.EscapeKey(prefix);
+            parts.Add($"PartitionKey ge '{Quote(key)}'");
+            char last = key[^1];
+            if (!char.IsSurrogate(last) && last < 0xD7FF)
+            {
+                parts.Add($"PartitionKey lt '{Quote(key[..^1] + (char)(last + 1))}'");
+            }
         }
 
         return parts.Count == 0 ? string.Empty : string.Join(" and ", parts);

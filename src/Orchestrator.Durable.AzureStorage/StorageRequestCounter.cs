@@ -44,8 +44,8 @@ internal sealed class StorageRequestCounter(string hubPrefix) : HttpPipelinePoli
         string shape = string.Empty;
         if (paren >= 0)
         {
-            // An entity: Table(PartitionKey='..',RowKey='..'); a query: Table() with $filter.
-            shape = resource.Length - paren > 2 ? "(entity)" : string.Empty;
+            // An entity: Table(PartitionKey='..',RowKey='..'); a query: GET Table(), with or without $filter.
+            shape = resource.Length - paren > 2 ? "(entity)" : request.Method == RequestMethod.Get ? "(query)" : string.Empty;
             resource = resource[..paren];
         }
 

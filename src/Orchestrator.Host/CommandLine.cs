@@ -96,9 +96,10 @@ internal static class CommandLine
               approves with edited arguments (one JSON object, validated with the agent's tools, its
               sensitive values sealed with the hub's key before they are stored). A refused decision
               (not pending, already decided, expired, hash mismatch, invalid edit) exits 1 with the reason.
-          purge <id> | purge [--status completed,failed,terminated] [--older-than 7d] [--json]
+          purge <id> | purge [--status completed,failed,terminated] [--older-than 7d] [--page-size N] [--json]
               Deletes one finished instance with its history, or every finished instance matching the
-              filter (age by creation time: s, m, h, d). Running instances are never purged.
+              filter (age by creation time: s, m, h, d), listed N per store query (default 500).
+              Running instances are never purged.
           replay <id> [--json]
               Re-runs the stored agent orchestration (turn or conversation) against its history with
               the current code, every tool and the model stubbed (no effect can fire, nothing is

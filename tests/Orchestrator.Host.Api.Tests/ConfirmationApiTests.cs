@@ -34,6 +34,34 @@ public sealed class ConfirmationApiTests
     }
 
     [Fact(Timeout = 120_000)]
+    public async Task ListConfirmations_MoreRunningInstancesThanOnePage_ListsEveryPendingConfirmation()
+    {
+        // Pages of one instance: each conversation and each of its turns is a running instance, so the list crosses
+        // several continuation tokens and must still hold every pending call.
+        await using ApiHarness api = await ApiHarness.StartSqliteAsync(api: new ApiSettings
+        {
+            ManagementKey = ApiHarness.ManagementKey,
+            WebhookSecrets = [ApiHarness.Secret],
+            ConfirmationListPageSize = 1,
+        });
+        string[] conversations = ["conv-page-a", "conv-page-b", "conv-page-c"];
+        foreach (string conversation in conversations)
+        {
+            await api.StartAsync(conversation, "refund A8472");
+        }
+
+        foreach (string conversation in conversations)
+        {
+            await api.PendingEventuallyAsync(conversation);
+        }
+
+        JsonArray items = (await api.GetJsonAsync("/api/confirmations", management: true)).AsArray();
+
+        Assert.Equal(conversations, items.Select(i => (string)i!["conversationId"]!).Order(StringComparer.Ordinal));
+        Assert.All(items, i => Assert.Equal("call_refund", (string?)i!["toolCallId"]));
+    }
+
+    [Fact(Timeout = 120_000)]
     public async Task Approve_WrongHashThenInvalidEditThenApprove_RefusedTwiceChangingNothingThenRunsOnce()
     {
         await using ApiHarness api = await ApiHarness.StartSqliteAsync();

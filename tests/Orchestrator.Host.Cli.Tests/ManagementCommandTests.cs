@@ -207,11 +207,54 @@ public sealed class ManagementCommandTests
         Assert.NotNull(await h.Client.GetInstanceAsync("t7"));
     }
 
+    [Fact(Timeout = 90_000)]
+    public async Task Purge_FilterOverSeveralPages_DeletesEveryMatchOnceAndKeepsTheRest()
+    {
+        await using var h = await CliHarness.StartAsync(r => r
+            .AddOrchestratorFunc<string, string>("Echo", (ctx, s) => Task.FromResult(s))
+            .AddOrchestratorFunc<string, string>("Fail", (ctx, s) => throw new InvalidOperationException(s)));
+        string[] completed = ["c1", "c2", "c3", "c4", "c5", "c6", "c7"];
+        string[] failed = ["c35", "f1"];
+        foreach (string id in completed)
+        {
+            await h.Client.ScheduleNewOrchestrationInstanceAsync("Echo", id, new() { InstanceId = id });
+        }
+
+        foreach (string id in failed)
+        {
+            await h.Client.ScheduleNewOrchestrationInstanceAsync("Fail", id, new() { InstanceId = id });
+        }
+
+        foreach (string id in completed.Concat(failed))
+        {
+            await h.WaitForCompletionAsync(id);
+        }
+
+        // Pages of two: the purge deletes behind its cursor as it goes, and failed instances sit between completed ones.
+        CliRun run = await h.RunAsync("purge", "--status", "completed", "--page-size", "2", "--json");
+
+        Assert.True(run.ExitCode == 0, run.ToString());
+        using JsonDocument doc = JsonDocument.Parse(run.Stdout);
+        Assert.Equal(completed.Length, doc.RootElement.GetProperty("purged").GetInt32());
+        Assert.Equal(0, doc.RootElement.GetProperty("skipped").GetInt32());
+        Assert.Equal(4, run.Stderr.Split('\n').Count(l => l.TrimStart().StartsWith("purged ", StringComparison.Ordinal)));
+        foreach (string id in completed)
+        {
+            Assert.Null(await h.Client.GetInstanceAsync(id));
+        }
+
+        Assert.Equal(failed, (await h.Client.QueryInstancesAsync()).Select(m => m.InstanceId));
+    }
+
     [Theory(Timeout = 30_000)]
     [InlineData("purge", "--status", "running")]
     [InlineData("purge", "--older-than", "7x")]
     [InlineData("purge")]
     [InlineData("purge", "a", "--status", "completed")]
+    [InlineData("purge", "--status", "completed", "--page-size", "0")]
+    [InlineData("purge", "--status", "completed", "--page-size", "10001")]
+    [InlineData("purge", "--status", "completed", "--page-size", "ten")]
+    [InlineData("purge", "a", "--page-size", "5")]
     [InlineData("approve", "no-slash")]
     [InlineData("approve", "t/")]
     [InlineData("status")]

@@ -41,8 +41,18 @@ public interface IOrchestrationBackend : IAsyncDisposable
     /// <summary>Reads an instance's state, or null when it does not exist.</summary>
     Task<OrchestrationMetadata?> GetInstanceAsync(string instanceId, CancellationToken cancellationToken);
 
-    /// <summary>Lists instances matching the query, newest first.</summary>
-    Task<IReadOnlyList<OrchestrationMetadata>> QueryInstancesAsync(InstanceQuery query, CancellationToken cancellationToken);
+    /// <summary>
+    /// Lists one page of the instances matching the query, in instance id order, with the token for the next page
+    /// (null on the last page).
+    /// </summary>
+    /// <remarks>
+    /// Paging is by key (the last instance id returned, see <see cref="InstanceQueryContinuation"/>), so an instance
+    /// that exists and matches throughout a paged read is returned exactly once, and no instance twice, however many
+    /// are created or deleted between pages. A page may be shorter than the page size while a token is still returned.
+    /// </remarks>
+    /// <exception cref="ArgumentOutOfRangeException">The page size is outside 1-10,000.</exception>
+    /// <exception cref="ArgumentException">The continuation token is malformed, or was issued by another backend or for another filter.</exception>
+    Task<Page<OrchestrationMetadata>> QueryInstancesAsync(InstanceQuery query, CancellationToken cancellationToken);
 
     /// <summary>Reads the full history of the instance's current execution, or null when it does not exist.</summary>
     Task<IReadOnlyList<HistoryEvent>?> GetHistoryAsync(string instanceId, CancellationToken cancellationToken);
@@ -170,9 +180,15 @@ public sealed class WorkItemLockLostException : Exception
     }
 }
 
-/// <summary>Filter for listing instances.</summary>
+/// <summary>Filter for listing instances, one page at a time.</summary>
 public sealed record InstanceQuery
 {
+    /// <summary>The most instances one page may hold.</summary>
+    public const int MaxPageSize = 10_000;
+
+    /// <summary>The page size when none is given.</summary>
+    public const int DefaultPageSize = 100;
+
     /// <summary>Statuses to include; null or empty means all.</summary>
     public IReadOnlyCollection<OrchestrationRuntimeStatus>? Statuses { get; init; }
 
@@ -185,11 +201,17 @@ public sealed record InstanceQuery
     /// <summary>Only instance ids starting with this prefix.</summary>
     public string? InstanceIdPrefix { get; init; }
 
-    /// <summary>At most this many results (1-10,000). Default 100.</summary>
-    public int PageSize { get; init; } = 100;
+    /// <summary>At most this many results per page (1-10,000). Default 100.</summary>
+    public int PageSize { get; init; } = DefaultPageSize;
 
     /// <summary>Include inputs, outputs and custom status. Default true.</summary>
     public bool FetchInputsAndOutputs { get; init; } = true;
+
+    /// <summary>
+    /// The <see cref="Page{T}.ContinuationToken"/> of the previous page, to read the next; null for the first page.
+    /// Opaque, and valid only with the same filter on the same kind of backend.
+    /// </summary>
+    public string? ContinuationToken { get; init; }
 }
 
 /// <summary>Filter for purging finished instances.</summary>

@@ -131,9 +131,35 @@ public sealed class DurableTaskClient
         return this.backend.GetInstanceAsync(instanceId, cancellationToken);
     }
 
-    /// <summary>Lists instances, newest first.</summary>
-    public Task<IReadOnlyList<OrchestrationMetadata>> QueryInstancesAsync(InstanceQuery? query = null, CancellationToken cancellationToken = default) =>
+    /// <summary>
+    /// Lists one page of the instances matching the query, in instance id order (ordinal), with the token for the next
+    /// page in <see cref="Page{T}.ContinuationToken"/> (null on the last page). <see cref="GetAllInstancesAsync"/> reads every page.
+    /// </summary>
+    /// <remarks>
+    /// Paging is by instance id: an instance that exists and matches throughout a paged read is listed exactly once, and
+    /// none twice, while others are created or purged between pages. A page can be shorter than the page size (even empty)
+    /// and still carry a token. (The Azure Storage backend orders by its escaped key, which differs from the id's order only
+    /// for ids holding '%', '/', '\', '#', '?' or control characters.)
+    /// </remarks>
+    /// <exception cref="ArgumentOutOfRangeException">The page size is outside 1-10,000.</exception>
+    /// <exception cref="ArgumentException">The continuation token is malformed, or was issued by another backend or for another filter.</exception>
+    public Task<Page<OrchestrationMetadata>> QueryInstancesAsync(InstanceQuery? query = null, CancellationToken cancellationToken = default) =>
         this.backend.QueryInstancesAsync(query ?? new InstanceQuery(), cancellationToken);
+
+    /// <summary>
+    /// Every instance matching the query, read a page of <see cref="InstanceQuery.PageSize"/> at a time as it is enumerated,
+    /// starting at the query's <see cref="InstanceQuery.ContinuationToken"/> (null: the first). In instance id order, with
+    /// the guarantees of <see cref="QueryInstancesAsync"/>.
+    /// </summary>
+    /// <remarks>Nothing is read until enumeration; a bad token or page size fails the first fetch.</remarks>
+    public AsyncPageable<OrchestrationMetadata> GetAllInstancesAsync(InstanceQuery? query = null)
+    {
+        InstanceQuery q = query ?? new InstanceQuery();
+        return new AsyncPageable<OrchestrationMetadata>((token, pageSize, cancellationToken) =>
+            this.backend.QueryInstancesAsync(
+                q with { ContinuationToken = token ?? q.ContinuationToken, PageSize = pageSize ?? q.PageSize },
+                cancellationToken));
+    }
 
     /// <summary>Reads the full history of an instance's current execution.</summary>
     /// <exception cref="OrchestrationNotFoundException">No such instance.</exception>

@@ -17,6 +17,9 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
 {
     // WARNING: the schema is a persisted format. Change it only with a migration keyed on
     // schema_info.version and a test that opens a database written by the previous version.
+    // (An index added with IF NOT EXISTS is not such a change: this script runs on every open, so an
+    // older file gets it then, and older builds keep reading and writing a file that has it.
+    // ix_instances_status_id lets a status-filtered page start at its key instead of sorting every match.)
     private const int SchemaVersion = 1;
 
     private const string Schema = """
@@ -35,6 +38,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
             lock_owner TEXT,
             lock_expires_at INTEGER);
         CREATE INDEX IF NOT EXISTS ix_instances_status ON instances (status, created_at);
+        CREATE INDEX IF NOT EXISTS ix_instances_status_id ON instances (status, instance_id);
         CREATE TABLE IF NOT EXISTS history (
             instance_id TEXT NOT NULL,
             seq INTEGER NOT NULL,
@@ -218,11 +222,13 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
             cancellationToken);
 
     /// <inheritdoc/>
-    public Task<IReadOnlyList<OrchestrationMetadata>> QueryInstancesAsync(InstanceQuery query, CancellationToken cancellationToken)
+    public Task<Page<OrchestrationMetadata>> QueryInstancesAsync(InstanceQuery query, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(query);
         ArgumentOutOfRangeException.ThrowIfLessThan(query.PageSize, 1, nameof(query.PageSize));
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(query.PageSize, 10_000, nameof(query.PageSize));
-        return this.executor.RunAsync<IReadOnlyList<OrchestrationMetadata>>(
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(query.PageSize, InstanceQuery.MaxPageSize, nameof(query.PageSize));
+        string? after = InstanceQueryContinuation.ReadLastKey(QueryTokenKind, query);
+        return this.executor.RunAsync(
             x =>
             {
                 var where = new List<string>();
@@ -255,14 +261,32 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
 
                 if (query.InstanceIdPrefix is { Length: > 0 } prefix)
                 {
-                    where.Add("substr(instance_id, 1, length($prefix)) = $prefix");
+                    // The range lets the primary key index find the prefix; the substr test is the exact match.
+                    where.Add("instance_id >= $prefix AND substr(instance_id, 1, length($prefix)) = $prefix");
                     ps.Add(("$prefix", prefix));
+                    if (PrefixUpperBound(prefix) is { } end)
+                    {
+                        where.Add("instance_id < $prefixEnd");
+                        ps.Add(("$prefixEnd", end));
+                    }
                 }
 
-                // The page size is a validated int, written into the text: SQLite re-plans (re-prepares)
-                // a statement on every run when its LIMIT is a bound parameter.
-                string sql = SelectInstance + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : string.Empty)
-                    + $" ORDER BY created_at DESC, instance_id LIMIT {query.PageSize.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+                if (after is not null)
+                {
+                    // Keyset paging: the page after the last id returned, never an OFFSET (which would skip or
+                    // repeat rows when instances are created or deleted between pages, and rescans what it skips).
+                    where.Add("instance_id > $after");
+                    ps.Add(("$after", after));
+                }
+
+                // One row more than the page tells whether there is a next page. The count is a validated int,
+                // written into the text: SQLite re-plans (re-prepares) a statement on every run when its LIMIT
+                // is a bound parameter. instance_id compares as BINARY (UTF-8 bytes), the same order as ordinal
+                // UTF-16 comparison except for characters outside the BMP against U+E000-U+FFFF.
+                int limit = query.PageSize + 1;
+                string sql = (query.FetchInputsAndOutputs ? SelectInstance : SelectInstanceSummary)
+                    + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : string.Empty)
+                    + $" ORDER BY instance_id LIMIT {limit.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
                 var list = new List<OrchestrationMetadata>();
                 using SqliteDataReader r = x.Query(sql, [.. ps]);
                 while (r.Read())
@@ -270,7 +294,14 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
                     list.Add(ReadMetadata(r, query.FetchInputsAndOutputs));
                 }
 
-                return list;
+                string? next = null;
+                if (list.Count > query.PageSize)
+                {
+                    list.RemoveAt(list.Count - 1);
+                    next = InstanceQueryContinuation.Create(QueryTokenKind, query, list[^1].InstanceId);
+                }
+
+                return new Page<OrchestrationMetadata>(list, next);
             },
             cancellationToken);
     }
@@ -861,6 +892,13 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
     private const string SelectInstance =
         "SELECT instance_id, name, execution_id, status, created_at, last_updated_at, completed_at, input, output, custom_status, failure, parent_instance_id FROM instances";
 
+    /// <summary>As <see cref="SelectInstance"/> without input, output and custom status (the large columns), for queries that leave them out.</summary>
+    private const string SelectInstanceSummary =
+        "SELECT instance_id, name, execution_id, status, created_at, last_updated_at, completed_at, NULL, NULL, NULL, failure, parent_instance_id FROM instances";
+
+    /// <summary>The backend kind named in instance query continuation tokens.</summary>
+    private const string QueryTokenKind = "sqlite";
+
     private long Now => this.time.GetUtcNow().UtcTicks;
 
     private static string NewLockToken()
@@ -885,6 +923,17 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
         FailureDetails = r.IsDBNull(10) ? null : HistorySerializer.DeserializeFailure(r.GetString(10)),
         ParentInstanceId = r.IsDBNull(11) ? null : r.GetString(11),
     };
+
+    /// <summary>
+    /// A string above every string that starts with <paramref name="prefix"/> (its last character plus one) in SQLite's
+    /// BINARY order; null when that character is a surrogate or would step into one or past the BMP (then only the exact
+    /// test bounds the range).
+    /// </summary>
+    private static string? PrefixUpperBound(string prefix)
+    {
+        char last = prefix[^1];
+        return (last >= 0xD7FF && last <= 0xDFFF) || last == char.MaxValue ? null : prefix[..^1] + (char)(last + 1);
+    }
 
     private static List<HistoryEvent> LoadHistory(SqliteExecutor x, string instanceId)
     {

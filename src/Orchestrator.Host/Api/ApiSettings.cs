@@ -28,6 +28,12 @@ internal sealed partial record ApiSettings
     /// <summary>Longest wait between polls of an empty queue (<c>extensions.queues.maxPollingInterval</c>). Default 2 seconds.</summary>
     public TimeSpan MaxPollingInterval { get; init; } = TimeSpan.FromSeconds(2);
 
+    /// <summary>
+    /// Instances read per store query while <c>GET /api/confirmations</c> pages through every running instance. Default 500.
+    /// Not read from configuration (tests lower it to cross page boundaries with a few instances).
+    /// </summary>
+    public int ConfirmationListPageSize { get; init; } = 500;
+
     /// <summary>Shortest management key accepted, in characters.</summary>
     public const int MinManagementKeyLength = 16;
 

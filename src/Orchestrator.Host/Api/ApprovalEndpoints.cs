@@ -69,13 +69,20 @@ internal static class ApprovalEndpoints
                 : ApiResponses.Problem(http, 401, "Unauthorized", $"This endpoint needs the management key (header {AccessKeys.ManagementKeyHeader}).");
     }
 
-    private static async Task<IResult> ListAsync(ConversationRuntime runtime, CancellationToken cancellationToken)
+    private static async Task<IResult> ListAsync(ConversationRuntime runtime, ApiSettings settings, CancellationToken cancellationToken)
     {
-        IReadOnlyList<OrchestrationMetadata> running = await runtime.Client.QueryInstancesAsync(
-            new InstanceQuery { Statuses = [OrchestrationRuntimeStatus.Running], PageSize = 10_000 }, cancellationToken).ConfigureAwait(false);
-        var items = running
-            .Where(m => m.Name == TurnRegistration.TurnOrchestrator)
-            .SelectMany(m => ItemsOf(m.ReadInputAs<TurnInput>()?.ConversationId ?? m.ParentInstanceId ?? string.Empty, m))
+        // Every running instance, a page at a time: the list is sorted by expiry, so it needs them all.
+        var pending = new List<ConfirmationItem>();
+        var running = new InstanceQuery { Statuses = [OrchestrationRuntimeStatus.Running], PageSize = settings.ConfirmationListPageSize };
+        await foreach (OrchestrationMetadata m in runtime.Client.GetAllInstancesAsync(running).WithCancellation(cancellationToken).ConfigureAwait(false))
+        {
+            if (m.Name == TurnRegistration.TurnOrchestrator)
+            {
+                pending.AddRange(ItemsOf(m.ReadInputAs<TurnInput>()?.ConversationId ?? m.ParentInstanceId ?? string.Empty, m));
+            }
+        }
+
+        var items = pending
             .OrderBy(i => i.ExpiresAt)
             .ThenBy(i => i.TurnInstanceId, StringComparer.Ordinal)
             .ThenBy(i => i.Position)

@@ -7,22 +7,31 @@ namespace Orchestrator.Host.Cli;
 
 /// <summary>
 /// <c>purge &lt;id&gt;</c> deletes one finished instance with its history; <c>purge --status S --older-than AGE</c> deletes
-/// every finished instance matching the filter, one by one with progress on stderr. Running instances are never purged.
+/// every finished instance matching the filter, one by one with progress on stderr (one line per page of
+/// <c>--page-size</c> instances, default 500). Running instances are never purged.
 /// </summary>
 internal static class PurgeCommand
 {
-    private const int PageSize = 500;
+    private const int DefaultPageSize = 500;
 
     public static async Task<int> RunAsync(ReadOnlyMemory<string> args, HostSettings settings, CliContext context, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
-        var a = CliArguments.Parse("purge", args.Span, [], ["--status", "--older-than"]);
+        var a = CliArguments.Parse("purge", args.Span, [], ["--status", "--older-than", "--page-size"]);
         string? statusArg = a.Value("--status");
         string? olderThan = a.Value("--older-than");
+        string? pageSizeArg = a.Value("--page-size");
         bool filtered = statusArg is not null || olderThan is not null;
         if (a.Positionals.Count > 1 || (a.Positionals.Count == 1) == filtered)
         {
             throw new ArgumentException("purge takes either one instance id, or a filter: --status completed|failed|terminated[,...] and/or --older-than AGE (30m, 12h, 7d).");
         }
+
+        if (pageSizeArg is not null && !filtered)
+        {
+            throw new ArgumentException("--page-size goes with a filter (--status, --older-than), not with one instance id.");
+        }
+
+        int pageSize = pageSizeArg is null ? DefaultPageSize : ParsePageSize(pageSizeArg);
 
         // Validate the whole filter before opening the store: bad input changes nothing.
         IReadOnlyCollection<OrchestrationRuntimeStatus>? statuses = statusArg is null ? null : ParseStatuses(statusArg);
@@ -38,23 +47,18 @@ internal static class PurgeCommand
         {
             Statuses = statuses ?? [OrchestrationRuntimeStatus.Completed, OrchestrationRuntimeStatus.Failed, OrchestrationRuntimeStatus.Terminated],
             CreatedTo = createdBefore,
-            PageSize = PageSize,
+            PageSize = pageSize,
+            FetchInputsAndOutputs = false,
         };
         int purged = 0;
         var skipped = new Dictionary<string, string>(StringComparer.Ordinal);
         await stderr.WriteLineAsync($"purging {string.Join(",", query.Statuses)} instances{(createdBefore is null ? string.Empty : $" created before {InspectCommands.Time(createdBefore.Value)}")}...").ConfigureAwait(false);
-        while (true)
-        {
-            // Purged instances leave the query's result, so each page is the next batch; skipped ones are remembered
-            // so a page of only unpurgeable instances ends the loop instead of repeating it.
-            IReadOnlyList<OrchestrationMetadata> page = await store.Client.QueryInstancesAsync(query, cancellationToken).ConfigureAwait(false);
-            var batch = page.Where(m => !skipped.ContainsKey(m.InstanceId)).ToList();
-            if (batch.Count == 0)
-            {
-                break;
-            }
 
-            foreach (OrchestrationMetadata m in batch)
+        // Pages continue after the last instance id listed, so purging the listed instances moves nothing under the cursor:
+        // every matching instance is visited once, and an unpurgeable one is reported instead of being listed again.
+        await foreach (Page<OrchestrationMetadata> page in store.Client.GetAllInstancesAsync(query).AsPages().WithCancellation(cancellationToken).ConfigureAwait(false))
+        {
+            foreach (OrchestrationMetadata m in page)
             {
                 try
                 {
@@ -70,10 +74,9 @@ internal static class PurgeCommand
                 }
             }
 
-            await stderr.WriteLineAsync($"  purged {purged}{(skipped.Count > 0 ? $", skipped {skipped.Count}" : string.Empty)}").ConfigureAwait(false);
-            if (page.Count < PageSize && batch.Count == page.Count)
+            if (page.Count > 0)
             {
-                break;
+                await stderr.WriteLineAsync($"  purged {purged}{(skipped.Count > 0 ? $", skipped {skipped.Count}" : string.Empty)}").ConfigureAwait(false);
             }
         }
 
@@ -114,6 +117,11 @@ internal static class PurgeCommand
 
         throw new ArgumentException($"--older-than takes a positive age such as 30m, 12h or 7d, not '{text}'.");
     }
+
+    internal static int ParsePageSize(string text) =>
+        int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int n) && n >= 1 && n <= InstanceQuery.MaxPageSize
+            ? n
+            : throw new ArgumentException($"--page-size takes a whole number from 1 to {InstanceQuery.MaxPageSize}, not '{text}'.");
 
     internal static IReadOnlyCollection<OrchestrationRuntimeStatus> ParseStatuses(string text)
     {

@@ -1021,16 +1021,16 @@ public abstract class BackendConformanceTests
     // ---------------------------------------------------------------- query
 
     [Fact(Timeout = TestTimeout)]
-    public async Task QueryInstancesAsync_ByStatusAndPrefix_ReturnsMatchesNewestFirst()
+    public async Task QueryInstancesAsync_ByStatusAndPrefix_ReturnsMatchesInInstanceIdOrder()
     {
         var registry = new DurableTaskRegistry()
             .AddOrchestratorFunc<string, string>("Outcome", async (ctx, kind) => kind == "wait" ? await ctx.WaitForExternalEvent<string>("never") : kind);
         await using ConformanceHarness h = await this.StartAsync(registry);
-        foreach ((string id, string kind) in new[] { ("order_1", "ok"), ("order_2", "ok"), ("order_3", "wait"), ("orderX4", "ok"), ("invoice-1", "ok") })
+        foreach ((string id, string kind) in new[] { ("order_2", "ok"), ("order_1", "ok"), ("order_3", "wait"), ("orderX4", "ok"), ("invoice-1", "ok") })
         {
             await h.ScheduleAsync("Outcome", kind, id);
 
-            // Distinct creation times make "newest first" observable.
+            // Distinct creation times, in an order other than the ids', show that the order is the id's.
             h.Time.Advance(TimeSpan.FromSeconds(1));
         }
 
@@ -1041,26 +1041,285 @@ public abstract class BackendConformanceTests
 
         await h.WaitForStatusAsync("order_3", m => m.RuntimeStatus == OrchestrationRuntimeStatus.Running, "running");
 
-        IReadOnlyList<OrchestrationMetadata> completedOrders = await h.Client.QueryInstancesAsync(new InstanceQuery
+        Page<OrchestrationMetadata> completedOrders = await h.Client.QueryInstancesAsync(new InstanceQuery
         {
             Statuses = [OrchestrationRuntimeStatus.Completed],
             InstanceIdPrefix = "order_",
         });
-        Assert.Equal(["order_2", "order_1"], completedOrders.Select(m => m.InstanceId));
+        Assert.Equal(["order_1", "order_2"], completedOrders.Select(m => m.InstanceId));
         Assert.Equal("ok", completedOrders[0].ReadOutputAs<string>());
+        Assert.Null(completedOrders.ContinuationToken);
 
         IReadOnlyList<OrchestrationMetadata> running = await h.Client.QueryInstancesAsync(new InstanceQuery { Statuses = [OrchestrationRuntimeStatus.Running] });
         Assert.Equal(["order_3"], running.Select(m => m.InstanceId));
 
+        // Ordinal: 'X' (0x58) sorts before '_' (0x5F).
         IReadOnlyList<OrchestrationMetadata> all = await h.Client.QueryInstancesAsync();
-        Assert.Equal(["invoice-1", "orderX4", "order_3", "order_2", "order_1"], all.Select(m => m.InstanceId));
+        Assert.Equal(["invoice-1", "orderX4", "order_1", "order_2", "order_3"], all.Select(m => m.InstanceId));
 
-        IReadOnlyList<OrchestrationMetadata> page = await h.Client.QueryInstancesAsync(new InstanceQuery { PageSize = 2, FetchInputsAndOutputs = false });
+        Page<OrchestrationMetadata> page = await h.Client.QueryInstancesAsync(new InstanceQuery { PageSize = 2, FetchInputsAndOutputs = false });
         Assert.Equal(["invoice-1", "orderX4"], page.Select(m => m.InstanceId));
+        Assert.NotNull(page.ContinuationToken);
         Assert.All(page, m => Assert.Null(m.SerializedOutput));
+        Assert.All(page, m => Assert.Null(m.SerializedInput));
+        Assert.All(page, m => Assert.Equal("Outcome", m.Name));
+        Assert.All(page, m => Assert.Equal(OrchestrationRuntimeStatus.Completed, m.RuntimeStatus));
+
+        // Created times: [second 2, second 4) holds order_3 and orderX4.
+        DateTimeOffset first = all.Min(m => m.CreatedAt);
+        IReadOnlyList<OrchestrationMetadata> window = await h.Client.QueryInstancesAsync(new InstanceQuery
+        {
+            CreatedFrom = first + TimeSpan.FromSeconds(2),
+            CreatedTo = first + TimeSpan.FromSeconds(4),
+        });
+        Assert.Equal(["orderX4", "order_3"], window.Select(m => m.InstanceId));
 
         Assert.Empty(await h.Client.QueryInstancesAsync(new InstanceQuery { Statuses = [OrchestrationRuntimeStatus.Failed] }));
     }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task QueryInstancesAsync_SmallPages_ReturnEveryInstanceOnceInIdOrder()
+    {
+        await using ConformanceHarness h = await this.StartAsync(OutcomeRegistry());
+        string[] ids = Enumerable.Range(0, 11).Select(i => $"page-{(i * 7) % 11:D2}").ToArray();
+        foreach (string id in ids)
+        {
+            await h.ScheduleAsync("Outcome", "ok", id);
+        }
+
+        string[] expected = ids.Order(StringComparer.Ordinal).ToArray();
+
+        // Page by page through the client: no page over the size, a token on all but the last.
+        var seen = new List<string>();
+        var pages = new List<Page<OrchestrationMetadata>>();
+        string? token = null;
+        do
+        {
+            Page<OrchestrationMetadata> page = await h.Client.QueryInstancesAsync(new InstanceQuery { PageSize = 3, FetchInputsAndOutputs = false, ContinuationToken = token });
+            Assert.InRange(page.Count, 0, 3);
+            pages.Add(page);
+            seen.AddRange(page.Select(m => m.InstanceId));
+            token = page.ContinuationToken;
+            Assert.True(pages.Count <= 5, "paging did not end");
+        }
+        while (token is not null);
+
+        Assert.Equal(expected, seen);
+        Assert.Equal(3, pages[0].Count);
+
+        // The same through the pageable: every value once, and its pages resume from a token.
+        var enumerated = new List<string>();
+        await foreach (OrchestrationMetadata m in h.Client.GetAllInstancesAsync(new InstanceQuery { PageSize = 4 }))
+        {
+            enumerated.Add(m.InstanceId);
+        }
+
+        Assert.Equal(expected, enumerated);
+        var resumed = new List<string>();
+        await foreach (Page<OrchestrationMetadata> p in h.Client.GetAllInstancesAsync(new InstanceQuery()).AsPages(pages[0].ContinuationToken, pageSizeHint: 3))
+        {
+            resumed.AddRange(p.Select(m => m.InstanceId));
+        }
+
+        Assert.Equal(expected.Skip(3), resumed);
+
+        // One page as large as everything: the whole list and no token.
+        Page<OrchestrationMetadata> whole = await h.Client.QueryInstancesAsync(new InstanceQuery { PageSize = 20 });
+        Assert.Equal(expected, whole.Select(m => m.InstanceId));
+        Assert.Null(whole.ContinuationToken);
+    }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task QueryInstancesAsync_FiltersWithPages_ReturnOnlyMatchesEachOnce()
+    {
+        await using ConformanceHarness h = await this.StartAsync(OutcomeRegistry());
+        var expected = new List<string>();
+        for (int i = 0; i < 9; i++)
+        {
+            // Matches (a-, completed) interleave with the other prefix and with running instances.
+            string kind = i % 3 == 2 ? "wait" : "ok";
+            string aId = $"a-{i}";
+            await h.ScheduleAsync("Outcome", kind, aId);
+            await h.ScheduleAsync("Outcome", "ok", $"b-{i}");
+            if (kind == "ok")
+            {
+                expected.Add(aId);
+            }
+        }
+
+        foreach (string id in expected)
+        {
+            await h.WaitForCompletionAsync(id);
+        }
+
+        var query = new InstanceQuery { Statuses = [OrchestrationRuntimeStatus.Completed], InstanceIdPrefix = "a-", PageSize = 2 };
+        var seen = new List<string>();
+        int pages = 0;
+        await foreach (Page<OrchestrationMetadata> page in h.Client.GetAllInstancesAsync(query).AsPages())
+        {
+            Assert.InRange(page.Count, 0, 2);
+            Assert.All(page, m => Assert.Equal("ok", m.ReadOutputAs<string>()));
+            seen.AddRange(page.Select(m => m.InstanceId));
+            Assert.True(++pages <= 5, "paging did not end");
+        }
+
+        Assert.Equal(expected, seen);
+
+        // The statuses may be listed in another order on the next page: the filter is the same.
+        Page<OrchestrationMetadata> first = await h.Client.QueryInstancesAsync(new InstanceQuery
+        {
+            Statuses = [OrchestrationRuntimeStatus.Completed, OrchestrationRuntimeStatus.Failed],
+            InstanceIdPrefix = "b-",
+            PageSize = 5,
+        });
+        Page<OrchestrationMetadata> second = await h.Client.QueryInstancesAsync(new InstanceQuery
+        {
+            Statuses = [OrchestrationRuntimeStatus.Failed, OrchestrationRuntimeStatus.Completed],
+            InstanceIdPrefix = "b-",
+            PageSize = 5,
+            ContinuationToken = first.ContinuationToken,
+        });
+        Assert.Equal(["b-0", "b-1", "b-2", "b-3", "b-4"], first.Select(m => m.InstanceId));
+        Assert.Equal(["b-5", "b-6", "b-7", "b-8"], second.Select(m => m.InstanceId));
+    }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task QueryInstancesAsync_InstancesCreatedAndPurgedBetweenPages_NoDuplicatesAndNoneSkipped()
+    {
+        await using ConformanceHarness h = await this.StartAsync(OutcomeRegistry());
+        string[] initial = Enumerable.Range(1, 10).Select(i => $"m-{i:D2}").ToArray();
+        foreach (string id in initial)
+        {
+            await h.ScheduleAsync("Outcome", "ok", id);
+        }
+
+        foreach (string id in initial)
+        {
+            await h.WaitForCompletionAsync(id);
+        }
+
+        var query = new InstanceQuery { PageSize = 3, FetchInputsAndOutputs = false };
+        Page<OrchestrationMetadata> page = await h.Client.QueryInstancesAsync(query);
+        Assert.Equal(["m-01", "m-02", "m-03"], page.Select(m => m.InstanceId));
+        var seen = page.Select(m => m.InstanceId).ToList();
+
+        // Between pages: purge the instance the token points at and one not yet listed; create one before the
+        // cursor, one after it, and one at the end.
+        Assert.True(await h.Client.PurgeInstanceAsync("m-03"));
+        Assert.True(await h.Client.PurgeInstanceAsync("m-06"));
+        foreach (string id in new[] { "m-00", "m-045", "m-99" })
+        {
+            await h.ScheduleAsync("Outcome", "ok", id);
+        }
+
+        string? token = page.ContinuationToken;
+        int pages = 1;
+        while (token is not null)
+        {
+            page = await h.Client.QueryInstancesAsync(query with { ContinuationToken = token });
+            seen.AddRange(page.Select(m => m.InstanceId));
+            token = page.ContinuationToken;
+            Assert.True(++pages <= 8, "paging did not end");
+
+            if (pages == 2)
+            {
+                // And while paging on: purge one already listed and one ahead.
+                Assert.True(await h.Client.PurgeInstanceAsync(seen.Last(id => initial.Contains(id) && id != "m-03")));
+                Assert.True(await h.Client.PurgeInstanceAsync("m-09"));
+            }
+        }
+
+        Assert.Equal(seen.Distinct().Count(), seen.Count);
+        Assert.Equal(seen.Order(StringComparer.Ordinal), seen);
+
+        // Every instance that existed throughout was listed; the purged-ahead were not; the new one behind the cursor was not.
+        Assert.Subset(seen.ToHashSet(), new[] { "m-01", "m-02", "m-04", "m-05", "m-07", "m-08", "m-10" }.ToHashSet());
+        Assert.DoesNotContain("m-06", seen);
+        Assert.DoesNotContain("m-09", seen);
+        Assert.DoesNotContain("m-00", seen);
+    }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task QueryInstancesAsync_BadContinuationToken_ThrowsArgumentExceptionAndChangesNothing()
+    {
+        await using ConformanceHarness h = await this.StartAsync(OutcomeRegistry());
+        foreach (string id in new[] { "t-1", "t-2", "t-3" })
+        {
+            await h.ScheduleAsync("Outcome", "ok", id);
+        }
+
+        var query = new InstanceQuery { InstanceIdPrefix = "t-", PageSize = 1 };
+        string good = (await h.Client.QueryInstancesAsync(query)).ContinuationToken!;
+        Assert.NotNull(good);
+
+        string Json(string json) => Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(json)).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+        InstanceQuery[] bad =
+        [
+            query with { ContinuationToken = "not a token!" },
+            query with { ContinuationToken = string.Empty },
+            query with { ContinuationToken = Json("[1,2]") },
+            query with { ContinuationToken = Json("{\"v\":1}") },
+            query with { ContinuationToken = good[..^4] },
+
+            // A token for another filter, from another kind of backend, or of a version this one does not know.
+            query with { InstanceIdPrefix = "u-", ContinuationToken = good },
+            query with { Statuses = [OrchestrationRuntimeStatus.Completed], ContinuationToken = good },
+            query with { ContinuationToken = InstanceQueryContinuation.Create("some-other-backend", query, "t-1") },
+            query with { ContinuationToken = Json(System.Text.Encoding.UTF8.GetString(Convert.FromBase64String(Pad(good.Replace('-', '+').Replace('_', '/')))).Replace("\"v\":1", "\"v\":99", StringComparison.Ordinal)) },
+        ];
+        foreach (InstanceQuery q in bad)
+        {
+            ArgumentException ex = await Assert.ThrowsAsync<ArgumentException>(() => h.Client.QueryInstancesAsync(q));
+            Assert.Equal(nameof(InstanceQuery.ContinuationToken), ex.ParamName);
+            Assert.Contains("continuation token", ex.Message, StringComparison.OrdinalIgnoreCase);
+            await Assert.ThrowsAsync<ArgumentException>(async () =>
+            {
+                await foreach (OrchestrationMetadata unused in h.Client.GetAllInstancesAsync(q))
+                {
+                }
+            });
+        }
+
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => h.Client.QueryInstancesAsync(query with { PageSize = 0 }));
+        await Assert.ThrowsAsync<ArgumentOutOfRangeException>(() => h.Client.QueryInstancesAsync(query with { PageSize = InstanceQuery.MaxPageSize + 1 }));
+
+        // Nothing changed, and the good token still reads on.
+        Assert.Equal(["t-1", "t-2", "t-3"], (await h.Client.QueryInstancesAsync()).Select(m => m.InstanceId));
+        Assert.Equal(["t-2"], (await h.Client.QueryInstancesAsync(query with { ContinuationToken = good })).Select(m => m.InstanceId));
+
+        static string Pad(string b64) => b64.PadRight(b64.Length + ((4 - (b64.Length % 4)) % 4), '=');
+    }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task QueryInstancesAsync_WithoutInputsAndOutputs_KeepsStatusTimesAndFailure()
+    {
+        await using ConformanceHarness h = await this.StartAsync(OutcomeRegistry());
+        await h.ScheduleAsync("Outcome", "fail", "x-failed");
+        await h.ScheduleAsync("Outcome", "ok", "x-ok");
+        OrchestrationMetadata failed = await h.WaitForCompletionAsync("x-failed");
+        await h.WaitForCompletionAsync("x-ok");
+
+        Page<OrchestrationMetadata> page = await h.Client.QueryInstancesAsync(new InstanceQuery { InstanceIdPrefix = "x-", FetchInputsAndOutputs = false });
+
+        Assert.Equal(["x-failed", "x-ok"], page.Select(m => m.InstanceId));
+        OrchestrationMetadata summary = page[0];
+        Assert.Equal(OrchestrationRuntimeStatus.Failed, summary.RuntimeStatus);
+        Assert.Equal(failed.ExecutionId, summary.ExecutionId);
+        Assert.Equal(failed.CreatedAt, summary.CreatedAt);
+        Assert.Equal(failed.CompletedAt, summary.CompletedAt);
+        Assert.Equal("boom", summary.FailureDetails?.ErrorMessage);
+        Assert.Null(summary.SerializedInput);
+        Assert.Null(summary.SerializedOutput);
+        Assert.Equal(OrchestrationRuntimeStatus.Completed, page[1].RuntimeStatus);
+    }
+
+    private static DurableTaskRegistry OutcomeRegistry() => new DurableTaskRegistry()
+        .AddOrchestratorFunc<string, string>("Outcome", async (ctx, kind) => kind switch
+        {
+            "wait" => await ctx.WaitForExternalEvent<string>("never"),
+            "fail" => throw new InvalidOperationException("boom"),
+            _ => kind,
+        });
 
     // ---------------------------------------------------------------- instance ids
 
