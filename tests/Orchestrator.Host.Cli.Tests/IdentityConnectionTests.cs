@@ -7,13 +7,16 @@ public sealed class IdentityConnectionTests : IDisposable
     [Theory]
     [InlineData("""{ "Values": { "AzureWebJobsStorage__accountName": "orchstabc" } }""")] // as Azure Functions users write it
     [InlineData("""{ "Values": { "AzureWebJobsStorage": { "accountName": "orchstabc" } } }""")] // as the environment's AzureWebJobsStorage__accountName reads
-    public void Load_IdentityBasedStorageConnection_RefusedNamingTheSettingInsteadOfFallingBackToSqlite(string localSettings)
+    public void Load_IdentityBasedStorageConnection_SelectsTheAccountsAzureStorageInsteadOfFallingBackToSqlite(string localSettings)
     {
         File.WriteAllText(Path.Combine(_dir, "local.settings.json"), localSettings);
 
-        var ex = Assert.Throws<InvalidOperationException>(() => HostSettings.Load(_dir));
+        HostSettings settings = HostSettings.Load(_dir);
 
-        Assert.Contains("AzureWebJobsStorage__accountName", ex.Message, StringComparison.Ordinal);
+        Assert.True(settings.UsesAzureStorage);
+        Assert.Null(settings.StorageConnectionString);
+        Assert.Equal(new Uri("https://orchstabc.table.core.windows.net"), settings.StorageServiceUris!.TableServiceUri);
+        Assert.NotNull(settings.StorageCredential);
     }
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
