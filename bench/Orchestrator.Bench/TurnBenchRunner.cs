@@ -177,6 +177,7 @@ internal sealed class TurnBenchRunner(BenchOptions options)
             MaxConcurrentOrchestrations = options.MaxConcurrentOrchestrations ?? workerOptions.MaxConcurrentOrchestrations,
             MaxConcurrentActivities = options.MaxConcurrentActivities ?? workerOptions.MaxConcurrentActivities,
             DispatcherCount = options.DispatcherCount ?? workerOptions.DispatcherCount,
+            MaxCachedOrchestrations = options.MaxCachedOrchestrations ?? workerOptions.MaxCachedOrchestrations,
         };
         try
         {
@@ -205,6 +206,7 @@ internal sealed class TurnBenchRunner(BenchOptions options)
                         int approvalsBefore = approver.Approvals;
                         int decideBefore = approver.DecideCalls;
                         SqliteExecutorStats statsBefore = sqlite.Stats;
+                        (long resumedBefore, long replayedBefore) = (worker.EpisodesResumed, worker.EpisodesReplayed);
                         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
                         long wallStart = Stopwatch.GetTimestamp();
                         (double seconds, List<double> latencies, OrchestrationMetadata[] turns) = await this.RunDurableBatchAsync(client, approver, "run", count, cancellationToken).ConfigureAwait(false);
@@ -224,6 +226,9 @@ internal sealed class TurnBenchRunner(BenchOptions options)
                             ["synchronous"] = options.DurableCommits ? "FULL" : "NORMAL",
                             ["transactions"] = stats.Transactions,
                             ["operationsPerTurn"] = BenchRunner.Round((double)stats.Operations / count, 1),
+                            ["maxCachedOrchestrations"] = workerOptions.MaxCachedOrchestrations,
+                            ["episodesResumed"] = worker.EpisodesResumed - resumedBefore,
+                            ["episodesReplayed"] = worker.EpisodesReplayed - replayedBefore,
                             ["approvalP50Ms"] = BenchRunner.Round(BenchRunner.Percentile(approvalLatencies, 0.50), 1),
                             ["approvalMaxMs"] = approvalLatencies.Count == 0 ? null : BenchRunner.Round(approvalLatencies.Max(), 1),
                             ["approvalStatusReads"] = approver.DecideCalls - decideBefore,
