@@ -94,7 +94,12 @@ public sealed class DurableTaskWorker : IAsyncDisposable
 
         await this.stopping.CancelAsync().ConfigureAwait(false);
         await Task.WhenAll(this.orchestrationLoops!, this.activityLoops!).WaitAsync(cancellationToken).ConfigureAwait(false);
-        await Task.WhenAll(this.inFlight.Keys).WaitAsync(cancellationToken).ConfigureAwait(false);
+        while (this.inFlight.Keys.Any(t => !t.IsCompleted))
+        {
+            // An episode that finishes its checkpoint may still start the activities handed off to it.
+            await Task.WhenAll(this.inFlight.Keys).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         this.sessions?.Clear();
         Log.WorkerStopped(this.logger, this.options.WorkerId, this.abandoned);
     }
@@ -179,16 +184,80 @@ public sealed class DurableTaskWorker : IAsyncDisposable
             delay = this.options.MinPollingInterval;
             foreach (Task work in started)
             {
-                this.inFlight.TryAdd(work, 0);
-                _ = work.ContinueWith(
-                    t =>
-                    {
-                        this.inFlight.TryRemove(t, out _);
-                        slots.Release();
-                    },
-                    CancellationToken.None,
-                    TaskContinuationOptions.ExecuteSynchronously,
-                    TaskScheduler.Default);
+                this.Track(work, slots);
+            }
+        }
+    }
+
+    /// <summary>Keeps <paramref name="work"/> in flight (StopAsync waits for it) and frees its slot when it ends.</summary>
+    private void Track(Task work, SemaphoreSlim slots)
+    {
+        this.inFlight.TryAdd(work, 0);
+        _ = work.ContinueWith(
+            t =>
+            {
+                this.inFlight.TryRemove(t, out _);
+                slots.Release();
+            },
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+
+    /// <summary>
+    /// Dispatches the episode's outbox. When the backend can hand activities off, as many of the episode's activity
+    /// work items as there are free activity slots come back locked to this worker; each keeps one slot.
+    /// </summary>
+    private async Task<IReadOnlyList<ActivityWorkItem>> DispatchAsync(OrchestrationWorkItem item, OrchestrationExecutionResult result, CancellationToken stop)
+    {
+        int wanted = this.backend is IActivityHandOff && !stop.IsCancellationRequested ? result.Outbox.Count(m => m.IsActivityWorkItem && m.VisibleAt is null) : 0;
+        int reserved = 0;
+        while (reserved < wanted && this.activitySlots.Wait(0))
+        {
+            reserved++;
+        }
+
+        if (reserved == 0)
+        {
+            await this.backend.DispatchOutboxAsync(item, CancellationToken.None).ConfigureAwait(false);
+            return [];
+        }
+
+        IReadOnlyList<ActivityWorkItem> handedOff;
+        try
+        {
+            handedOff = await ((IActivityHandOff)this.backend).DispatchOutboxAsync(item, reserved, this.options.ActivityLockTimeout, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch
+        {
+            this.activitySlots.Release(reserved);
+            throw;
+        }
+
+        if (handedOff.Count < reserved)
+        {
+            this.activitySlots.Release(reserved - handedOff.Count);
+        }
+
+        return handedOff;
+    }
+
+    private async Task AbandonHandedOffAsync(IReadOnlyList<ActivityWorkItem> handedOff)
+    {
+        foreach (ActivityWorkItem activity in handedOff)
+        {
+            try
+            {
+                await this.backend.AbandonActivityWorkItemAsync(activity, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                // Its lock expires on its own; it is fetched again then.
+                Log.ActivityCompleteFailed(this.logger, ex, activity.Event.Name, activity.Event.EventId, activity.InstanceId);
+            }
+            finally
+            {
+                this.activitySlots.Release();
             }
         }
     }
@@ -274,8 +343,22 @@ public sealed class DurableTaskWorker : IAsyncDisposable
 
             committed = true;
             this.options.OnCheckpointStage?.Invoke(CheckpointStage.AfterCommit, item.InstanceId);
-            await this.backend.DispatchOutboxAsync(item, CancellationToken.None).ConfigureAwait(false);
-            this.options.OnCheckpointStage?.Invoke(CheckpointStage.AfterDispatch, item.InstanceId);
+            IReadOnlyList<ActivityWorkItem> handedOff = await this.DispatchAsync(item, result, stop).ConfigureAwait(false);
+            try
+            {
+                this.options.OnCheckpointStage?.Invoke(CheckpointStage.AfterDispatch, item.InstanceId);
+            }
+            catch
+            {
+                await this.AbandonHandedOffAsync(handedOff).ConfigureAwait(false);
+                throw;
+            }
+
+            // Activities this episode scheduled and the backend locked to this worker start now, without a fetch.
+            foreach (ActivityWorkItem activity in handedOff)
+            {
+                this.Track(Task.Run(() => this.ProcessActivityAsync(activity, stop), CancellationToken.None), this.activitySlots);
+            }
 
             // The history is committed and the instance still locked to this episode: the orchestration is kept
             // before the release, so the instance's next episode (which can only start after it) finds it.
