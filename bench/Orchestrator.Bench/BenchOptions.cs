@@ -33,7 +33,7 @@ internal sealed record BenchOptions
           --synchronous full|normal    SQLite durability: FULL (default, fsync per commit) or NORMAL
           --warmup N                   orchestrations run (same workload, same store) before measuring;
                                        default: the count (waiting: at most 1000; turn, turn-baseline: at
-                                       least 200); 0 to skip
+                                       least 600); 0 to skip
           --max-orchestrations N       worker's MaxConcurrentOrchestrations (default: the worker default)
           --max-activities N           worker's MaxConcurrentActivities (default: the worker default)
           --dispatchers N              worker's DispatcherCount (default: the worker default)
