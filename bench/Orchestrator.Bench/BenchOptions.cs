@@ -35,10 +35,13 @@ internal sealed record BenchOptions
           --synchronous full|normal    SQLite durability: FULL (default, fsync per commit) or NORMAL
           --warmup N                   orchestrations run (same workload, same store) before measuring;
                                        default: the count (waiting: at most 1000; turn, turn-baseline: at
-                                       least 200); 0 to skip
+                                       least 600); 0 to skip
           --max-orchestrations N       worker's MaxConcurrentOrchestrations (default: the worker default)
           --max-activities N           worker's MaxConcurrentActivities (default: the worker default)
           --dispatchers N              worker's DispatcherCount (default: the worker default)
+          --cached-orchestrations N    worker's MaxCachedOrchestrations: orchestrations kept in memory
+                                       between episodes (default: the worker default, 1000); 0 = replay
+                                       every episode
           --concurrency N              hello-sequence/fan-out: at most N orchestrations in flight, each
                                        started when an earlier one completed (default: all at once)
           --workers N                  azurite: workers on the task hub (default 1, in the bench process);
@@ -67,6 +70,8 @@ internal sealed record BenchOptions
 
     public int? DispatcherCount { get; init; }
 
+    public int? MaxCachedOrchestrations { get; init; }
+
     public int? Concurrency { get; init; }
 
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(600);
@@ -91,7 +96,7 @@ internal sealed record BenchOptions
     {
         string? workload = null;
         string? backend = null;
-        int? count = null, warmup = null, maxOrch = null, maxAct = null, dispatchers = null, concurrency = null;
+        int? count = null, warmup = null, maxOrch = null, maxAct = null, dispatchers = null, concurrency = null, cached = null;
         string? db = null;
         int workers = 1;
         int? modelLatencyMs = null;
@@ -131,6 +136,9 @@ internal sealed record BenchOptions
                     break;
                 case "--dispatchers":
                     dispatchers = PositiveInt(a, Value(args, ref i), allowZero: false);
+                    break;
+                case "--cached-orchestrations":
+                    cached = PositiveInt(a, Value(args, ref i), allowZero: true);
                     break;
                 case "--concurrency":
                     concurrency = PositiveInt(a, Value(args, ref i), allowZero: false);
@@ -240,6 +248,7 @@ internal sealed record BenchOptions
             MaxConcurrentOrchestrations = maxOrch,
             MaxConcurrentActivities = maxAct,
             DispatcherCount = dispatchers,
+            MaxCachedOrchestrations = cached,
             Concurrency = concurrency,
             Timeout = timeout,
             Workers = workers,

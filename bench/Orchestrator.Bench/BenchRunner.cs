@@ -53,6 +53,7 @@ internal sealed class BenchRunner(BenchOptions options)
             MaxConcurrentOrchestrations = options.MaxConcurrentOrchestrations ?? workerOptions.MaxConcurrentOrchestrations,
             MaxConcurrentActivities = options.MaxConcurrentActivities ?? workerOptions.MaxConcurrentActivities,
             DispatcherCount = options.DispatcherCount ?? workerOptions.DispatcherCount,
+            MaxCachedOrchestrations = options.MaxCachedOrchestrations ?? workerOptions.MaxCachedOrchestrations,
         };
 
         using ILoggerFactory loggerFactory = LoggerFactory.Create(b => b
@@ -152,6 +153,7 @@ internal sealed class BenchRunner(BenchOptions options)
                         ["maxConcurrentOrchestrations"] = workerOptions.MaxConcurrentOrchestrations,
                         ["maxConcurrentActivities"] = workerOptions.MaxConcurrentActivities,
                         ["dispatcherCount"] = workerOptions.DispatcherCount,
+                        ["maxCachedOrchestrations"] = workerOptions.MaxCachedOrchestrations,
                         ["transactions"] = stats?.Transactions,
                         ["operations"] = stats?.Operations,
                         ["operationsPerTransaction"] = stats is { } st1 ? Round(st1.Transactions == 0 ? 0 : (double)st1.Operations / st1.Transactions, 2) : null,

@@ -19,7 +19,7 @@ namespace Orchestrator.Bench;
 internal sealed class TurnBenchRunner(BenchOptions options)
 {
     public const int DefaultCount = 20;
-    public const int DefaultWarmup = 200;
+    public const int DefaultWarmup = 600;
     private static readonly TimeSpan JitQuietPeriod = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan JitSettleLimit = TimeSpan.FromSeconds(30);
     private readonly TimeProvider clock = TimeProvider.System;
@@ -29,7 +29,10 @@ internal sealed class TurnBenchRunner(BenchOptions options)
         int count = options.Count ?? DefaultCount;
         // A turn runs far more distinct code than a hello-sequence orchestration (validation, planning, JSON Schema,
         // hashing): with a warm-up of only 20 turns much of it was still unoptimized (tier 0) when measured
-        // (cpuMsPerTurn 16.7 against 12.4 after 200), so the default warm-up is at least DefaultWarmup turns.
+        // (cpuMsPerTurn 16.7 against 12.4 after 200), so the default warm-up is at least DefaultWarmup turns. Since the
+        // worker keeps orchestrations between episodes, each step of a turn's code runs once per turn instead of once
+        // per later episode: after 200 turns, 128-601 methods were still compiled during the measured batch (20 turns,
+        // 500 ms) and cpuMsPerTurn read 7-20; after 600, 35-41 methods and 6.3-8.6.
         int warmup = options.Warmup ?? Math.Max(count, DefaultWarmup);
         var latency = TimeSpan.FromMilliseconds(options.ModelLatencyMs);
         bool durable = options.Workload == "turn";
@@ -177,6 +180,7 @@ internal sealed class TurnBenchRunner(BenchOptions options)
             MaxConcurrentOrchestrations = options.MaxConcurrentOrchestrations ?? workerOptions.MaxConcurrentOrchestrations,
             MaxConcurrentActivities = options.MaxConcurrentActivities ?? workerOptions.MaxConcurrentActivities,
             DispatcherCount = options.DispatcherCount ?? workerOptions.DispatcherCount,
+            MaxCachedOrchestrations = options.MaxCachedOrchestrations ?? workerOptions.MaxCachedOrchestrations,
         };
         try
         {
@@ -205,6 +209,7 @@ internal sealed class TurnBenchRunner(BenchOptions options)
                         int approvalsBefore = approver.Approvals;
                         int decideBefore = approver.DecideCalls;
                         SqliteExecutorStats statsBefore = sqlite.Stats;
+                        (long resumedBefore, long replayedBefore) = (worker.EpisodesResumed, worker.EpisodesReplayed);
                         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
                         long wallStart = Stopwatch.GetTimestamp();
                         (double seconds, List<double> latencies, OrchestrationMetadata[] turns) = await this.RunDurableBatchAsync(client, approver, "run", count, cancellationToken).ConfigureAwait(false);
@@ -224,6 +229,9 @@ internal sealed class TurnBenchRunner(BenchOptions options)
                             ["synchronous"] = options.DurableCommits ? "FULL" : "NORMAL",
                             ["transactions"] = stats.Transactions,
                             ["operationsPerTurn"] = BenchRunner.Round((double)stats.Operations / count, 1),
+                            ["maxCachedOrchestrations"] = workerOptions.MaxCachedOrchestrations,
+                            ["episodesResumed"] = worker.EpisodesResumed - resumedBefore,
+                            ["episodesReplayed"] = worker.EpisodesReplayed - replayedBefore,
                             ["approvalP50Ms"] = BenchRunner.Round(BenchRunner.Percentile(approvalLatencies, 0.50), 1),
                             ["approvalMaxMs"] = approvalLatencies.Count == 0 ? null : BenchRunner.Round(approvalLatencies.Max(), 1),
                             ["approvalStatusReads"] = approver.DecideCalls - decideBefore,

@@ -155,6 +155,45 @@ public sealed class TurnTests
         Assert.StartsWith("tc1_", noteKey, StringComparison.Ordinal);
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task RunTurn_KeptInMemoryOrReplayedEveryEpisode_SameScheduledWorkAndSameOutput()
+    {
+        async Task<(TurnOutput Output, string[] Scheduled, long Resumed, Durable.ReplayOutcome Replay)> RunAsync(int cached)
+        {
+            var tools = new ToolRegistryBuilder().AddRange([Desk.LookupOrder, Desk.GetCustomer, Desk.AddNote]).Build();
+            var handlers = new ToolHandlers()
+                .Add("lookup_order", (inv, _) => Task.FromResult(JsonSerializer.Serialize(new { id = inv.ToolCallId, status = "shipped" })))
+                .Add("get_customer", (inv, _) => Task.FromResult(JsonSerializer.Serialize(new { id = inv.ToolCallId, tier = "gold" })))
+                .Add("add_note", (inv, _) => Task.FromResult(JsonSerializer.Serialize(new { noted = true, key = inv.IdempotencyKey })));
+            var script = new ChatScript(
+                ScriptEntry.Calls(
+                    new ScriptedToolCall("call_a", "lookup_order", """{"order_id":"A1001"}"""),
+                    new ScriptedToolCall("call_bad", "lookup_order", """{"order_number":"A1002"}"""),
+                    new ScriptedToolCall("call_c", "get_customer", """{"customer_id":"C7"}"""),
+                    new ScriptedToolCall("call_note", "add_note", """{"order_id":"A1001","note":"customer called"}""")),
+                TextWhen(new ScriptMatch { LastRole = "tool" }, "Order A1001 has shipped; I noted the call."));
+            await using var harness = await TurnHarness.StartAsync(script, tools, handlers, maxCachedOrchestrations: cached);
+            var output = await harness.RunTurnAsync(new TurnInput("conv-k", [ModelMessage.User("where is my order?")]), "turn-k");
+            var history = await harness.Client.GetHistoryAsync("turn-k");
+            string[] scheduled = [.. history.OfType<Durable.History.TaskScheduledEvent>().Select(t => $"{t.EventId} {t.Name} {t.Input}")];
+            return (output, scheduled, harness.Worker.EpisodesResumed, await harness.ReplayAsync("turn-k"));
+        }
+
+        var replayed = await RunAsync(cached: 0);
+        var kept = await RunAsync(cached: 1000);
+
+        Assert.Equal(0, replayed.Resumed);
+        Assert.True(kept.Resumed >= 2, $"resumed {kept.Resumed} episodes");
+        Assert.Equal(replayed.Scheduled, kept.Scheduled);
+        Assert.Equal(JsonSerializer.Serialize(replayed.Output), JsonSerializer.Serialize(kept.Output));
+        Assert.Equal(TurnOutcome.Answered, kept.Output.Outcome);
+        Assert.Equal(3, kept.Output.ToolCalls);
+
+        // The history written by the kept run replays deterministically against the same code.
+        Assert.True(kept.Replay.IsDeterministic, kept.Replay.Error);
+        Assert.True(replayed.Replay.IsDeterministic, replayed.Replay.Error);
+    }
+
     [Fact(Timeout = 30_000)]
     public async Task RunTurn_Hello_AnswersInTextWithoutToolCalls()
     {

@@ -22,6 +22,65 @@ internal sealed record OrchestrationExecutionResult
 
     /// <summary>Why messages were dropped, for logs.</summary>
     public IReadOnlyList<string> DroppedReasons { get; init; } = [];
+
+    /// <summary>
+    /// The orchestration as it stands after this episode, to continue the next episode without a replay;
+    /// null when it has finished. Valid only once this result's checkpoint has committed.
+    /// </summary>
+    public OrchestrationSession? Session { get; init; }
+
+    /// <summary>True when this episode continued a kept session instead of replaying the history.</summary>
+    public bool Resumed { get; init; }
+}
+
+/// <summary>
+/// An orchestration kept in memory between episodes (what Durable Functions calls an extended session):
+/// its orchestrator code, context and pending tasks stand exactly where the committed history leaves them.
+/// </summary>
+/// <remarks>
+/// It may continue only a history that is exactly the one it produced: same execution, same length, same
+/// last event. Anything else (another worker committed meanwhile, a restart, ContinueAsNew) replays from
+/// the stored history instead.
+/// </remarks>
+internal sealed class OrchestrationSession
+{
+    internal OrchestrationSession(object run, string executionId, int episodeStartIndex, IReadOnlyList<HistoryEvent> episodeEvents)
+    {
+        this.Run = run;
+        this.ExecutionId = executionId;
+        this.EpisodeStartIndex = episodeStartIndex;
+        this.EpisodeStart = episodeEvents[0];
+        this.HistoryCount = episodeStartIndex + episodeEvents.Count;
+        this.LastEvent = episodeEvents[^1];
+    }
+
+    /// <summary>The executor's replay state (opaque outside the executor).</summary>
+    internal object Run { get; }
+
+    internal string ExecutionId { get; }
+
+    /// <summary>Length of the history this session has applied, once its checkpoint committed.</summary>
+    internal int HistoryCount { get; }
+
+    internal HistoryEvent LastEvent { get; }
+
+    /// <summary>Where the last episode's events begin in the history.</summary>
+    internal int EpisodeStartIndex { get; }
+
+    /// <summary>
+    /// The last episode's first event (its OrchestratorStarted, stamped with this worker's clock): another
+    /// worker that committed the same messages instead would have recorded another one.
+    /// </summary>
+    internal HistoryEvent EpisodeStart { get; }
+
+    /// <summary>True if <paramref name="history"/> is exactly the history this session stands at.</summary>
+    internal bool Continues(IReadOnlyList<HistoryEvent> history, ExecutionStartedEvent? started) =>
+        started is not null
+        && history.Count == this.HistoryCount
+        && history.Count > 0
+        && string.Equals(started.ExecutionId, this.ExecutionId, StringComparison.Ordinal)
+        && history[^1].Equals(this.LastEvent)
+        && history[this.EpisodeStartIndex].Equals(this.EpisodeStart);
 }
 
 /// <summary>
@@ -31,7 +90,8 @@ internal sealed record OrchestrationExecutionResult
 /// </summary>
 internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataConverter converter)
 {
-    public OrchestrationExecutionResult Execute(string instanceId, IReadOnlyList<HistoryEvent> history, IReadOnlyList<TaskMessage> messages, DateTimeOffset now)
+    /// <summary>Runs one episode: replays <paramref name="history"/>, or continues <paramref name="session"/> when it stands exactly there.</summary>
+    public OrchestrationExecutionResult Execute(string instanceId, IReadOnlyList<HistoryEvent> history, IReadOnlyList<TaskMessage> messages, DateTimeOffset now, OrchestrationSession? session = null)
     {
         var filter = new MessageFilter(history);
         var consumed = new List<TaskMessage>();
@@ -79,9 +139,22 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
             episode.AddRange(accepted);
         }
 
-        var run = new Run(registry, converter, filter.Started, now);
-        run.Replay(past, episode);
-        return run.ToResult(instanceId, filter.ReplaceHistory, episode, consumed, dropped);
+        Run run;
+        bool resumed = !filter.ReplaceHistory && session?.Run is Run && session.Continues(history, filter.Started);
+        if (resumed)
+        {
+            // The kept orchestrator already stands at the end of the committed history: only the new events run.
+            run = (Run)session!.Run;
+            run.Now = now;
+            run.Resume(episode);
+        }
+        else
+        {
+            run = new Run(registry, converter, filter.Started, now);
+            run.Replay(past, episode);
+        }
+
+        return run.ToResult(instanceId, filter.ReplaceHistory, past.Count, episode, consumed, dropped) with { Resumed = resumed };
     }
 
     /// <summary>
@@ -248,11 +321,11 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
         private readonly DurableTaskRegistry registry;
         private readonly DataConverter converter;
         private readonly ExecutionStartedEvent started;
-        private readonly DateTimeOffset now;
         private readonly SynchronousTaskScheduler scheduler = new();
         private readonly OrchestrationContextImpl context;
         private Task<object?>? orchestratorTask;
         private Completion? completion;
+        private DateTimeOffset now;
 
         public Run(DurableTaskRegistry registry, DataConverter converter, ExecutionStartedEvent started, DateTimeOffset now)
         {
@@ -261,6 +334,13 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
             this.started = started;
             this.now = now;
             this.context = new OrchestrationContextImpl(started, converter);
+        }
+
+        /// <summary>The episode's clock: timestamps of the events it records.</summary>
+        public DateTimeOffset Now
+        {
+            get => this.now;
+            set => this.now = value;
         }
 
         public void Replay(IReadOnlyList<HistoryEvent> past, IReadOnlyList<HistoryEvent> episode)
@@ -281,16 +361,7 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
                 }
 
                 PendingFromReplay(this.context);
-                this.context.IsReplayingInternal = false;
-                for (int i = 0; i < episode.Count; i++)
-                {
-                    this.Process(episode[i]);
-                    if (this.completion is not null)
-                    {
-                        this.AfterContinueAsNew(episode.Skip(i + 1));
-                        return;
-                    }
-                }
+                this.RunEpisode(episode);
             }
             catch (NonDeterministicOrchestrationException ex)
             {
@@ -298,7 +369,37 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
             }
         }
 
-        public OrchestrationExecutionResult ToResult(string instanceId, bool replaceHistory, List<HistoryEvent> episode, List<TaskMessage> consumed, List<string> dropped)
+        /// <summary>
+        /// Continues a run kept from the previous episode, whose history has committed: it has already applied
+        /// every recorded event and its scheduled actions are recorded, so only the new events run.
+        /// </summary>
+        public void Resume(IReadOnlyList<HistoryEvent> episode)
+        {
+            try
+            {
+                this.RunEpisode(episode);
+            }
+            catch (NonDeterministicOrchestrationException ex)
+            {
+                this.completion = Completion.Failed(TaskFailureDetails.FromException(ex, isNonRetriable: true), emitActions: false);
+            }
+        }
+
+        private void RunEpisode(IReadOnlyList<HistoryEvent> episode)
+        {
+            this.context.IsReplayingInternal = false;
+            for (int i = 0; i < episode.Count; i++)
+            {
+                this.Process(episode[i]);
+                if (this.completion is not null)
+                {
+                    this.AfterContinueAsNew(episode.Skip(i + 1));
+                    return;
+                }
+            }
+        }
+
+        public OrchestrationExecutionResult ToResult(string instanceId, bool replaceHistory, int pastCount, List<HistoryEvent> episode, List<TaskMessage> consumed, List<string> dropped)
         {
             var newEvents = new List<HistoryEvent>(episode);
             var outbox = new List<TaskMessage>();
@@ -383,9 +484,19 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
                 }
             }
 
+            OrchestrationSession? session = null;
+            if (this.completion is null)
+            {
+                // Once this checkpoint commits, every pending action is recorded history: a replay of the next
+                // episode would match each of them against its scheduling event, which is the same as forgetting them.
+                this.context.PendingActions.Clear();
+                session = new OrchestrationSession(this, executionId, replaceHistory ? 0 : pastCount, newEvents);
+            }
+
             return new OrchestrationExecutionResult
             {
                 HasWork = true,
+                Session = session,
                 ReplaceHistory = replaceHistory,
                 NewEvents = newEvents,
                 Outbox = outbox,

@@ -13,7 +13,7 @@ namespace Orchestrator.Durable.Sqlite;
 /// before it is acknowledged. Several processes may share one file (SQLite's file locks serialize
 /// their writes; instance and task locks expire, so a dead process's work moves on).
 /// </summary>
-public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWorkItemSource
+public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWorkItemSource, IActivityHandOff
 {
     // WARNING: the schema is a persisted format. Change it only with a migration keyed on
     // schema_info.version and a test that opens a database written by the previous version.
@@ -585,13 +585,19 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
     }
 
     /// <inheritdoc/>
-    public async Task DispatchOutboxAsync(OrchestrationWorkItem workItem, CancellationToken cancellationToken)
+    public Task DispatchOutboxAsync(OrchestrationWorkItem workItem, CancellationToken cancellationToken) =>
+        this.DispatchOutboxAsync(workItem, 0, TimeSpan.Zero, cancellationToken);
+
+    /// <inheritdoc/>
+    public async Task<IReadOnlyList<ActivityWorkItem>> DispatchOutboxAsync(OrchestrationWorkItem workItem, int maxActivities, TimeSpan activityLockTimeout, CancellationToken cancellationToken)
     {
         long now = this.Now;
         Dictionary<string, TaskMessage>? known = (workItem.BackendState as WorkItemState)?.Outbox;
+        var handedOff = new List<ActivityWorkItem>();
         var (orchestrations, activities) = await this.executor.RunAsync(
             x =>
             {
+                handedOff.Clear();
                 var rows = new List<(string MessageId, string Data)>();
                 using (SqliteDataReader r = x.Query("SELECT message_id, data FROM outbox WHERE instance_id = $id", ("$id", workItem.InstanceId)))
                 {
@@ -608,11 +614,42 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
                     TaskMessage m = known is not null && known.TryGetValue(messageId, out TaskMessage? k) ? k : HistorySerializer.DeserializeMessage(data);
                     if (m.IsActivityWorkItem)
                     {
+                        long visibleAt = m.VisibleAt?.UtcTicks ?? now;
+                        if (handedOff.Count < maxActivities && visibleAt <= now && m.Event is TaskScheduledEvent scheduled && m.ExecutionId is not null)
+                        {
+                            // Enqueued already locked to the dispatching worker, as a fetch would lock it (dequeue count 1).
+                            string token = NewLockToken();
+                            if (x.Execute(
+                                "INSERT OR IGNORE INTO tasks (message_id, instance_id, visible_at, lock_owner, dequeue_count, data) VALUES ($mid, $iid, $vis, $owner, 1, $data)",
+                                ("$mid", messageId),
+                                ("$iid", m.InstanceId),
+                                ("$vis", now + activityLockTimeout.Ticks),
+                                ("$owner", token),
+                                ("$data", data)) == 1)
+                            {
+                                handedOff.Add(new ActivityWorkItem
+                                {
+                                    MessageId = messageId,
+                                    InstanceId = m.InstanceId,
+                                    ExecutionId = m.ExecutionId,
+                                    Event = scheduled,
+                                    LockToken = token,
+                                    DequeueCount = 1,
+                                });
+                            }
+                            else
+                            {
+                                a++;
+                            }
+
+                            continue;
+                        }
+
                         x.Execute(
                             "INSERT OR IGNORE INTO tasks (message_id, instance_id, visible_at, data) VALUES ($mid, $iid, $vis, $data)",
                             ("$mid", messageId),
                             ("$iid", m.InstanceId),
-                            ("$vis", m.VisibleAt?.UtcTicks ?? now),
+                            ("$vis", visibleAt),
                             ("$data", data));
                         a++;
                         continue;
@@ -653,6 +690,8 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
         {
             this.activitySignal.Set();
         }
+
+        return handedOff;
     }
 
     /// <inheritdoc/>

@@ -12,8 +12,10 @@ namespace Orchestrator.Durable.Worker;
 /// limits. Any number of workers, in any number of processes, may share one backend.
 /// </summary>
 /// <remarks>
-/// Waiting orchestrations hold no memory here: each episode loads the history, replays, commits and
-/// lets go. Stopping is graceful: no new work is fetched, activities are told to cancel, and work
+/// Each episode loads the history, runs and commits. By default the worker keeps up to
+/// <see cref="DurableTaskWorkerOptions.MaxCachedOrchestrations"/> orchestrations in memory between
+/// episodes, so the next episode of one of them runs only its new events instead of replaying the whole
+/// history; any other orchestration holds no memory here while it waits. Stopping is graceful: no new work is fetched, activities are told to cancel, and work
 /// that has not committed is abandoned (unlocked) for another worker; a checkpoint that has begun to
 /// commit is finished first, so nothing is half-committed.
 /// </remarks>
@@ -29,11 +31,14 @@ public sealed class DurableTaskWorker : IAsyncDisposable
     private readonly OrchestrationExecutor executor;
     private readonly SemaphoreSlim orchestrationSlots;
     private readonly SemaphoreSlim activitySlots;
+    private readonly OrchestrationSessionCache? sessions;
     private readonly ConcurrentDictionary<Task, byte> inFlight = new();
     private CancellationTokenSource? stopping;
     private Task? orchestrationLoops;
     private Task? activityLoops;
     private int abandoned;
+    private long episodesResumed;
+    private long episodesReplayed;
 
     /// <summary>Creates a worker; call <see cref="StartAsync"/> to begin.</summary>
     public DurableTaskWorker(IOrchestrationBackend backend, DurableTaskRegistry registry, DurableTaskWorkerOptions? options = null, ILoggerFactory? loggerFactory = null)
@@ -46,7 +51,20 @@ public sealed class DurableTaskWorker : IAsyncDisposable
         this.executor = new OrchestrationExecutor(registry, this.options.DataConverter);
         this.orchestrationSlots = new SemaphoreSlim(this.options.MaxConcurrentOrchestrations);
         this.activitySlots = new SemaphoreSlim(this.options.MaxConcurrentActivities);
+        if (this.options.MaxCachedOrchestrations > 0)
+        {
+            this.sessions = new OrchestrationSessionCache(this.options.MaxCachedOrchestrations, this.options.CachedOrchestrationIdleTimeout, this.options.TimeProvider);
+        }
     }
+
+    /// <summary>Episodes that continued an orchestration kept in memory (no replay).</summary>
+    internal long EpisodesResumed => Interlocked.Read(ref this.episodesResumed);
+
+    /// <summary>Episodes that replayed the stored history.</summary>
+    internal long EpisodesReplayed => Interlocked.Read(ref this.episodesReplayed);
+
+    /// <summary>Orchestrations kept in memory now.</summary>
+    internal int CachedOrchestrations => this.sessions?.Count ?? 0;
 
     /// <summary>Starts fetching work.</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
@@ -76,7 +94,13 @@ public sealed class DurableTaskWorker : IAsyncDisposable
 
         await this.stopping.CancelAsync().ConfigureAwait(false);
         await Task.WhenAll(this.orchestrationLoops!, this.activityLoops!).WaitAsync(cancellationToken).ConfigureAwait(false);
-        await Task.WhenAll(this.inFlight.Keys).WaitAsync(cancellationToken).ConfigureAwait(false);
+        while (this.inFlight.Keys.Any(t => !t.IsCompleted))
+        {
+            // An episode that finishes its checkpoint may still start the activities handed off to it.
+            await Task.WhenAll(this.inFlight.Keys).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        this.sessions?.Clear();
         Log.WorkerStopped(this.logger, this.options.WorkerId, this.abandoned);
     }
 
@@ -139,6 +163,11 @@ public sealed class DurableTaskWorker : IAsyncDisposable
 
             if (started.Count == 0)
             {
+                if (kind == WorkItemKind.Orchestration)
+                {
+                    this.sessions?.EvictIdle();
+                }
+
                 try
                 {
                     await this.backend.WaitForWorkAsync(kind, delay, stop).ConfigureAwait(false);
@@ -155,16 +184,80 @@ public sealed class DurableTaskWorker : IAsyncDisposable
             delay = this.options.MinPollingInterval;
             foreach (Task work in started)
             {
-                this.inFlight.TryAdd(work, 0);
-                _ = work.ContinueWith(
-                    t =>
-                    {
-                        this.inFlight.TryRemove(t, out _);
-                        slots.Release();
-                    },
-                    CancellationToken.None,
-                    TaskContinuationOptions.ExecuteSynchronously,
-                    TaskScheduler.Default);
+                this.Track(work, slots);
+            }
+        }
+    }
+
+    /// <summary>Keeps <paramref name="work"/> in flight (StopAsync waits for it) and frees its slot when it ends.</summary>
+    private void Track(Task work, SemaphoreSlim slots)
+    {
+        this.inFlight.TryAdd(work, 0);
+        _ = work.ContinueWith(
+            t =>
+            {
+                this.inFlight.TryRemove(t, out _);
+                slots.Release();
+            },
+            CancellationToken.None,
+            TaskContinuationOptions.ExecuteSynchronously,
+            TaskScheduler.Default);
+    }
+
+    /// <summary>
+    /// Dispatches the episode's outbox. When the backend can hand activities off, as many of the episode's activity
+    /// work items as there are free activity slots come back locked to this worker; each keeps one slot.
+    /// </summary>
+    private async Task<IReadOnlyList<ActivityWorkItem>> DispatchAsync(OrchestrationWorkItem item, OrchestrationExecutionResult result, CancellationToken stop)
+    {
+        int wanted = this.backend is IActivityHandOff && !stop.IsCancellationRequested ? result.Outbox.Count(m => m.IsActivityWorkItem && m.VisibleAt is null) : 0;
+        int reserved = 0;
+        while (reserved < wanted && this.activitySlots.Wait(0))
+        {
+            reserved++;
+        }
+
+        if (reserved == 0)
+        {
+            await this.backend.DispatchOutboxAsync(item, CancellationToken.None).ConfigureAwait(false);
+            return [];
+        }
+
+        IReadOnlyList<ActivityWorkItem> handedOff;
+        try
+        {
+            handedOff = await ((IActivityHandOff)this.backend).DispatchOutboxAsync(item, reserved, this.options.ActivityLockTimeout, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch
+        {
+            this.activitySlots.Release(reserved);
+            throw;
+        }
+
+        if (handedOff.Count < reserved)
+        {
+            this.activitySlots.Release(reserved - handedOff.Count);
+        }
+
+        return handedOff;
+    }
+
+    private async Task AbandonHandedOffAsync(IReadOnlyList<ActivityWorkItem> handedOff)
+    {
+        foreach (ActivityWorkItem activity in handedOff)
+        {
+            try
+            {
+                await this.backend.AbandonActivityWorkItemAsync(activity, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                // Its lock expires on its own; it is fetched again then.
+                Log.ActivityCompleteFailed(this.logger, ex, activity.Event.Name, activity.Event.EventId, activity.InstanceId);
+            }
+            finally
+            {
+                this.activitySlots.Release();
             }
         }
     }
@@ -204,9 +297,24 @@ public sealed class DurableTaskWorker : IAsyncDisposable
     private async Task ProcessOrchestrationAsync(OrchestrationWorkItem item, CancellationToken stop)
     {
         bool committed = false;
+
+        // Taken out for this episode; put back only once its checkpoint is committed and released.
+        OrchestrationSession? session = this.sessions?.TryTake(item.InstanceId);
         try
         {
-            OrchestrationExecutionResult result = this.executor.Execute(item.InstanceId, item.History, item.Messages, this.options.TimeProvider.GetUtcNow());
+            OrchestrationExecutionResult result = this.executor.Execute(item.InstanceId, item.History, item.Messages, this.options.TimeProvider.GetUtcNow(), session);
+            if (result.HasWork)
+            {
+                if (result.Resumed)
+                {
+                    Interlocked.Increment(ref this.episodesResumed);
+                }
+                else
+                {
+                    Interlocked.Increment(ref this.episodesReplayed);
+                }
+            }
+
             foreach (string reason in result.DroppedReasons)
             {
                 Log.MessageDropped(this.logger, item.InstanceId, reason);
@@ -235,16 +343,42 @@ public sealed class DurableTaskWorker : IAsyncDisposable
 
             committed = true;
             this.options.OnCheckpointStage?.Invoke(CheckpointStage.AfterCommit, item.InstanceId);
-            await this.backend.DispatchOutboxAsync(item, CancellationToken.None).ConfigureAwait(false);
-            this.options.OnCheckpointStage?.Invoke(CheckpointStage.AfterDispatch, item.InstanceId);
+            IReadOnlyList<ActivityWorkItem> handedOff = await this.DispatchAsync(item, result, stop).ConfigureAwait(false);
+            try
+            {
+                this.options.OnCheckpointStage?.Invoke(CheckpointStage.AfterDispatch, item.InstanceId);
+            }
+            catch
+            {
+                await this.AbandonHandedOffAsync(handedOff).ConfigureAwait(false);
+                throw;
+            }
+
+            // Activities this episode scheduled and the backend locked to this worker start now, without a fetch.
+            foreach (ActivityWorkItem activity in handedOff)
+            {
+                this.Track(Task.Run(() => this.ProcessActivityAsync(activity, stop), CancellationToken.None), this.activitySlots);
+            }
+
+            // The history is committed and the instance still locked to this episode: the orchestration is kept
+            // before the release, so the instance's next episode (which can only start after it) finds it.
+            // With nothing committed, the kept orchestration still stands where the stored history ends.
+            OrchestrationSession? keep = result.HasWork ? result.Session : session;
+            if (keep is not null && this.sessions is not null && !stop.IsCancellationRequested)
+            {
+                this.sessions.Put(item.InstanceId, keep);
+            }
+
             await this.backend.ReleaseOrchestrationWorkItemAsync(item, result.Consumed.Select(m => m.MessageId).ToList(), CancellationToken.None).ConfigureAwait(false);
         }
         catch (WorkItemLockLostException)
         {
+            this.sessions?.Remove(item.InstanceId);
             Log.LockLost(this.logger, item.InstanceId);
         }
         catch (Exception ex)
         {
+            this.sessions?.Remove(item.InstanceId);
             Log.EpisodeFailed(this.logger, ex, item.InstanceId);
             if (!committed)
             {

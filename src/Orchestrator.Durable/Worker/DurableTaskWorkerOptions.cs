@@ -45,6 +45,22 @@ public sealed record DurableTaskWorkerOptions
     /// <summary>A name for this worker in logs. Default machine name and process id.</summary>
     public string WorkerId { get; init; } = $"{Environment.MachineName}:{Environment.ProcessId}";
 
+    /// <summary>
+    /// Most orchestrations kept in memory between episodes, so the next episode runs only its new events
+    /// instead of replaying the whole history (Durable Functions' extended sessions). Default 1,000; 0 turns it off.
+    /// </summary>
+    /// <remarks>
+    /// A kept orchestration continues only when the instance's stored history is exactly the one it produced
+    /// (same execution, same length, same last event); after anything else (another worker committed, a lock
+    /// was lost, a checkpoint failed, the process restarted) the episode replays from the stored history as
+    /// it does with this off. While an orchestration is kept, its code does not re-run against its history,
+    /// so a non-deterministic change is detected only when it is next replayed.
+    /// </remarks>
+    public int MaxCachedOrchestrations { get; init; } = 1000;
+
+    /// <summary>How long an orchestration is kept in memory without a new episode. Default 30 s.</summary>
+    public TimeSpan CachedOrchestrationIdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Test hook: called at each step of a checkpoint, before the step runs.</summary>
     internal Action<CheckpointStage, string>? OnCheckpointStage { get; init; }
 
@@ -57,6 +73,8 @@ public sealed record DurableTaskWorkerOptions
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(this.ActivityLockTimeout, TimeSpan.Zero, nameof(this.ActivityLockTimeout));
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(this.MinPollingInterval, TimeSpan.Zero, nameof(this.MinPollingInterval));
         ArgumentOutOfRangeException.ThrowIfLessThan(this.MaxPollingInterval, this.MinPollingInterval, nameof(this.MaxPollingInterval));
+        ArgumentOutOfRangeException.ThrowIfNegative(this.MaxCachedOrchestrations, nameof(this.MaxCachedOrchestrations));
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(this.CachedOrchestrationIdleTimeout, TimeSpan.Zero, nameof(this.CachedOrchestrationIdleTimeout));
         ArgumentNullException.ThrowIfNull(this.TimeProvider, nameof(this.TimeProvider));
         ArgumentNullException.ThrowIfNull(this.DataConverter, nameof(this.DataConverter));
     }

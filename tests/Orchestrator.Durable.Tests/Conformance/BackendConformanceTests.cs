@@ -39,6 +39,12 @@ public abstract class BackendConformanceTests
     /// </summary>
     protected virtual int DispatcherCount => 2;
 
+    /// <summary>
+    /// The worker's <see cref="DurableTaskWorkerOptions.MaxCachedOrchestrations"/>. Default 1,000 (the worker's
+    /// default: episodes continue orchestrations kept in memory); 0 makes every episode replay its history.
+    /// </summary>
+    protected virtual int MaxCachedOrchestrations => 1000;
+
     // ---------------------------------------------------------------- activities
 
     [Fact(Timeout = TestTimeout)]
@@ -846,22 +852,9 @@ public abstract class BackendConformanceTests
     {
         var logger = new RecordingLogger();
         var observed = new List<(string Step, bool Replaying)>();
-        var registry = new DurableTaskRegistry()
-            .AddActivityFunc<string, string>("Echo", (_, x) => x)
-            .AddOrchestratorFunc<object?, string>("ReplayProbe", async (ctx, _) =>
-            {
-                ILogger log = ctx.CreateReplaySafeLogger(logger);
-                observed.Add(("start", ctx.IsReplaying));
-                log.LogInformation("start");
-                await ctx.CallActivityAsync<string>("Echo", "a");
-                observed.Add(("after a", ctx.IsReplaying));
-                log.LogInformation("after a");
-                await ctx.CallActivityAsync<string>("Echo", "b");
-                observed.Add(("after b", ctx.IsReplaying));
-                log.LogInformation("after b");
-                return "done";
-            });
-        await using ConformanceHarness h = await this.StartAsync(registry);
+
+        // Nothing kept in memory between episodes: every episode replays its history.
+        await using ConformanceHarness h = await this.StartAsync(ReplayProbeRegistry(logger, observed), maxCachedOrchestrations: 0);
 
         string id = await h.ScheduleAsync("ReplayProbe");
         await h.WaitForCompletionAsync(id);
@@ -880,6 +873,43 @@ public abstract class BackendConformanceTests
         Assert.Equal(3, steps.Count(s => s.Step == "start"));
         Assert.Equal(2, steps.Count(s => s.Step == "after a"));
     }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task IsReplaying_OrchestrationKeptBetweenEpisodes_EachStepRunsOnceLiveAndTheHistoryIsTheReplayedOne()
+    {
+        var logger = new RecordingLogger();
+        var observed = new List<(string Step, bool Replaying)>();
+        await using ConformanceHarness h = await this.StartAsync(ReplayProbeRegistry(logger, observed), maxCachedOrchestrations: 1000);
+
+        string id = await h.ScheduleAsync("ReplayProbe");
+        OrchestrationMetadata done = await h.WaitForCompletionAsync(id);
+
+        Assert.Equal("done", done.ReadOutputAs<string>());
+        Assert.Equal(["start", "after a", "after b"], logger.Messages);
+        Assert.Equal([("start", false), ("after a", false), ("after b", false)], observed);
+        Assert.Equal(3, h.Worker.EpisodesResumed + h.Worker.EpisodesReplayed);
+        Assert.Equal(2, h.Worker.EpisodesResumed);
+        Assert.Equal(0, h.Worker.CachedOrchestrations);
+        Assert.Equal(
+            ["OrchestratorStarted", "ExecutionStarted", "TaskScheduled", "OrchestratorStarted", "TaskCompleted", "TaskScheduled", "OrchestratorStarted", "TaskCompleted", "ExecutionCompleted"],
+            (await h.Client.GetHistoryAsync(id)).Select(e => e.EventType));
+    }
+
+    private static DurableTaskRegistry ReplayProbeRegistry(RecordingLogger logger, List<(string Step, bool Replaying)> observed) => new DurableTaskRegistry()
+        .AddActivityFunc<string, string>("Echo", (_, x) => x)
+        .AddOrchestratorFunc<object?, string>("ReplayProbe", async (ctx, _) =>
+        {
+            ILogger log = ctx.CreateReplaySafeLogger(logger);
+            observed.Add(("start", ctx.IsReplaying));
+            log.LogInformation("start");
+            await ctx.CallActivityAsync<string>("Echo", "a");
+            observed.Add(("after a", ctx.IsReplaying));
+            log.LogInformation("after a");
+            await ctx.CallActivityAsync<string>("Echo", "b");
+            observed.Add(("after b", ctx.IsReplaying));
+            log.LogInformation("after b");
+            return "done";
+        });
 
     // ---------------------------------------------------------------- terminate
 
@@ -1636,8 +1666,9 @@ public abstract class BackendConformanceTests
     private Task<ConformanceHarness> StartAsync(
         DurableTaskRegistry registry,
         DurableTaskRegistry? clientRegistry = null,
-        Action<CheckpointStage, string>? onCheckpointStage = null) =>
-        ConformanceHarness.StartAsync(this.CreateBackend, registry, clientRegistry, onCheckpointStage, this.DispatcherCount);
+        Action<CheckpointStage, string>? onCheckpointStage = null,
+        int? maxCachedOrchestrations = null) =>
+        ConformanceHarness.StartAsync(this.CreateBackend, registry, clientRegistry, onCheckpointStage, this.DispatcherCount, maxCachedOrchestrations ?? this.MaxCachedOrchestrations);
 
     private static T Fail<T>(string message, Exception? inner = null) => throw new InvalidOperationException(message, inner);
 

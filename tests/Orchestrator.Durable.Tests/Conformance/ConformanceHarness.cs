@@ -39,7 +39,8 @@ internal sealed class ConformanceHarness : IAsyncDisposable
         DurableTaskRegistry registry,
         DurableTaskRegistry? clientRegistry = null,
         Action<CheckpointStage, string>? onCheckpointStage = null,
-        int dispatcherCount = 2)
+        int dispatcherCount = 2,
+        int maxCachedOrchestrations = 1000)
     {
         // Frozen unless a test advances it: timers fire only when a test says so, and every
         // timestamp in history is predictable.
@@ -57,6 +58,7 @@ internal sealed class ConformanceHarness : IAsyncDisposable
                 MaxConcurrentOrchestrations = 8,
                 MaxConcurrentActivities = 8,
                 DispatcherCount = dispatcherCount,
+                MaxCachedOrchestrations = maxCachedOrchestrations,
                 OnCheckpointStage = onCheckpointStage,
             });
         try

@@ -13,6 +13,21 @@ public sealed class SqliteInMemoryConformanceTests : BackendConformanceTests
 }
 
 /// <summary>
+/// The conformance suite with nothing kept in memory between episodes: every episode replays its stored
+/// history, so the replay path passes the whole suite too (the other classes run with the worker's default,
+/// which continues kept orchestrations).
+/// </summary>
+public sealed class SqliteInMemoryReplayOnlyConformanceTests : BackendConformanceTests
+{
+    protected override int MaxCachedOrchestrations => 0;
+
+    protected override IOrchestrationBackend CreateBackend(TimeProvider timeProvider) =>
+        new SqliteOrchestrationBackend(SqliteOrchestrationBackendOptions.InMemory(timeProvider));
+
+    protected override Task<long?> CountStoredRecordsAsync(IOrchestrationBackend backend) => SqliteRecords.CountAsync(backend);
+}
+
+/// <summary>
 /// The conformance suite against a database file per test, with the production defaults (WAL,
 /// durable commits), so file-only behaviour such as journaling is covered too.
 /// </summary>
