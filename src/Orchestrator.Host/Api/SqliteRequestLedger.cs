@@ -70,17 +70,28 @@ internal sealed class SqliteRequestLedger : IRequestLedger
             await using SqliteDataReader reader = await select.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                // Released between the insert and the read: the caller may simply retry.
-                return new LedgerClaim(ClaimKind.InProgress);
+                // Released or expired and deleted between the insert and the read: claim it anew, once.
+                await reader.DisposeAsync().ConfigureAwait(false);
+                await using SqliteCommand again = connection.CreateCommand();
+                again.CommandText = "INSERT INTO requests (scope, key, request_hash, claimed_at) VALUES ($s, $k, $h, $now) ON CONFLICT DO NOTHING";
+                Bind(again, scope, key, requestHash, now);
+                return await again.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1
+                    ? new LedgerClaim(ClaimKind.Began)
+                    : new LedgerClaim(ClaimKind.InProgress);
             }
 
             long claimedAt = reader.GetInt64(1);
             if (now - claimedAt >= (long)this.retention.For(scope).TotalMilliseconds)
             {
-                // Expired: the key is new again. Conditional on the claim time read: of two requests reusing it, one begins.
+                // Expired: the key is new again. Conditional on the claim time read, so of two requests reusing it one
+                // begins; an upsert, so a row the cleanup deleted meanwhile is simply claimed anew.
                 await reader.DisposeAsync().ConfigureAwait(false);
                 await using SqliteCommand renew = connection.CreateCommand();
-                renew.CommandText = "UPDATE requests SET request_hash = $h, claimed_at = $now, status = NULL, body = NULL, location = NULL WHERE scope = $s AND key = $k AND claimed_at = $old";
+                renew.CommandText = """
+                    INSERT INTO requests (scope, key, request_hash, claimed_at) VALUES ($s, $k, $h, $now)
+                    ON CONFLICT (scope, key) DO UPDATE SET request_hash = $h, claimed_at = $now, status = NULL, body = NULL, location = NULL
+                    WHERE claimed_at = $old
+                    """;
                 Bind(renew, scope, key, requestHash, now);
                 renew.Parameters.AddWithValue("$old", claimedAt);
                 return await renew.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1

@@ -49,7 +49,8 @@ internal sealed class TableRequestLedger : IRequestLedger
         NullableResponse<TableEntity> found = await this.table.GetEntityIfExistsAsync<TableEntity>(entity.PartitionKey, entity.RowKey, cancellationToken: cancellationToken).ConfigureAwait(false);
         if (!found.HasValue)
         {
-            return new LedgerClaim(ClaimKind.InProgress);
+            // Released or expired and deleted between the insert and the read: claim it anew, once.
+            return await this.InsertAsync(entity, cancellationToken).ConfigureAwait(false);
         }
 
         TableEntity row = found.Value!;
@@ -61,9 +62,14 @@ internal sealed class TableRequestLedger : IRequestLedger
                 await this.table.UpdateEntityAsync(entity, row.ETag, TableUpdateMode.Replace, cancellationToken).ConfigureAwait(false);
                 return new LedgerClaim(ClaimKind.Began);
             }
-            catch (RequestFailedException ex) when (ex.Status is 412 or 404)
+            catch (RequestFailedException ex) when (ex.Status == 412)
             {
                 return new LedgerClaim(ClaimKind.InProgress);
+            }
+            catch (RequestFailedException ex) when (ex.Status == 404)
+            {
+                // The cleanup deleted the expired row meanwhile.
+                return await this.InsertAsync(entity, cancellationToken).ConfigureAwait(false);
             }
         }
 
@@ -89,6 +95,19 @@ internal sealed class TableRequestLedger : IRequestLedger
             return new LedgerClaim(ClaimKind.TookOver);
         }
         catch (RequestFailedException ex) when (ex.Status is 412 or 404)
+        {
+            return new LedgerClaim(ClaimKind.InProgress);
+        }
+    }
+
+    private async Task<LedgerClaim> InsertAsync(TableEntity entity, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await this.table.AddEntityAsync(entity, cancellationToken).ConfigureAwait(false);
+            return new LedgerClaim(ClaimKind.Began);
+        }
+        catch (RequestFailedException ex) when (ex.Status == 409)
         {
             return new LedgerClaim(ClaimKind.InProgress);
         }
