@@ -89,12 +89,14 @@ internal static class CommandLine
           history <id> [--json]
               The recorded history of the instance's current execution, one event a line (--json:
               the engine's persisted event list).
-          approve <turnInstanceId>/<toolCallId> [--hash H] [--by NAME] [--edit JSON] [--json]
+          approve <turnInstanceId>/<toolCallId> [--hash H] [--by NAME] [--edit JSON|-] [--edit-file PATH] [--json]
           reject  <turnInstanceId>/<toolCallId> [--hash H] [--by NAME] [--json]
               Shows the confirmation card (tool, summary, exact arguments, hash, expiry) and sends the
               decision bound to the hash it showed; --hash insists on a hash seen elsewhere; --edit
               approves with edited arguments (one JSON object, validated with the agent's tools, its
-              sensitive values sealed with the hub's key before they are stored). A refused decision
+              sensitive values sealed with the hub's key before they are stored); --edit - reads the
+              JSON from stdin and --edit-file PATH from a file: prefer them for sensitive values, which
+              on the command line end up in shell history and `ps`. A refused decision
               (not pending, already decided, expired, hash mismatch, invalid edit) exits 1 with the reason.
           purge <id> | purge [--status completed,failed,terminated] [--older-than 7d] [--page-size N] [--json]
               Deletes one finished instance with its history, or every finished instance matching the

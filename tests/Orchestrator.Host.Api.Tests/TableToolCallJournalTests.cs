@@ -61,6 +61,34 @@ public sealed class TableToolCallJournalTests(AzuriteFixture azurite) : ToolCall
         }
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task Purge_WithARowLimit_DeletesAtMostThatManyOfTheOldOnes()
+    {
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        var service = new TableServiceClient(azurite.ConnectionString);
+        using var journal = new TableToolCallJournal(service, AzuriteFixture.NewName("jhub"), clock);
+        try
+        {
+            foreach (string key in new[] { "a", "b", "c" })
+            {
+                await journal.BeginAttemptAsync(key, CancellationToken.None);
+            }
+
+            clock.Advance(TimeSpan.FromDays(2));
+            await journal.BeginAttemptAsync("recent", CancellationToken.None);
+            DateTimeOffset cutoff = clock.GetUtcNow().AddDays(-1);
+
+            Assert.Equal(2, await journal.PurgeAsync(cutoff, 2, CancellationToken.None));
+            Assert.Equal(1, await journal.PurgeAsync(cutoff, 2, CancellationToken.None));
+            Assert.Equal(0, await journal.PurgeAsync(cutoff, 2, CancellationToken.None));
+            Assert.Equal(PriorAttempt.Unfinished, await journal.BeginAttemptAsync("recent", CancellationToken.None));
+        }
+        finally
+        {
+            await service.DeleteTableAsync(journal.TableName);
+        }
+    }
+
     [Fact]
     public void HostTurnOptions_OnAzureStorage_JournalIsTheHubsTable()
     {

@@ -193,6 +193,22 @@ public sealed class SqliteToolCallJournal : IToolCallJournal, IDisposable
         return await delete.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>
+    /// Deletes at most <paramref name="maxRows"/> entries not touched since <paramref name="olderThan"/>, in one short
+    /// transaction; call again while it returns <paramref name="maxRows"/> to purge the rest.
+    /// </summary>
+    /// <returns>How many were deleted.</returns>
+    public async Task<int> PurgeAsync(DateTimeOffset olderThan, int maxRows, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxRows, 1);
+        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using var delete = connection.CreateCommand();
+        delete.CommandText = "DELETE FROM tool_call_journal WHERE idempotency_key IN (SELECT idempotency_key FROM tool_call_journal WHERE updated_at < $t LIMIT $max)";
+        delete.Parameters.AddWithValue("$t", olderThan.ToUniversalTime().ToString("O", System.Globalization.CultureInfo.InvariantCulture));
+        delete.Parameters.AddWithValue("$max", maxRows);
+        return await delete.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     /// <inheritdoc/>
     public void Dispose() => _schema.Dispose();
 

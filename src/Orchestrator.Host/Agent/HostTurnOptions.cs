@@ -63,7 +63,7 @@ internal static class HostTurnOptions
     /// The in-doubt journal every worker of the task hub shares: the hub's table on Azure Storage, a SQLite file beside
     /// the database on SQLite, none for an in-memory SQLite store.
     /// </summary>
-    private static IToolCallJournal? Journal(HostSettings settings, string? dataSourceOverride)
+    internal static IToolCallJournal? Journal(HostSettings settings, string? dataSourceOverride)
     {
         if (settings.UsesAzureStorage)
         {

@@ -113,14 +113,29 @@ internal sealed class TableToolCallJournal : IToolCallJournal, IDisposable
     /// <summary>Deletes entries not touched since <paramref name="olderThan"/> (their turns are long finished).</summary>
     /// <remarks>Each delete is conditional on the ETag read, so an entry touched while the purge runs is kept.</remarks>
     /// <returns>How many were deleted.</returns>
-    public async Task<int> PurgeAsync(DateTimeOffset olderThan, CancellationToken cancellationToken)
+    public Task<int> PurgeAsync(DateTimeOffset olderThan, CancellationToken cancellationToken) => PurgeAsync(olderThan, int.MaxValue, cancellationToken);
+
+    /// <summary>
+    /// Deletes entries not touched since <paramref name="olderThan"/>, looking at no more than <paramref name="maxRows"/>
+    /// of them; call again while it returns <paramref name="maxRows"/> to purge the rest.
+    /// </summary>
+    /// <remarks>Each delete is conditional on the ETag read, so an entry touched while the purge runs is kept.</remarks>
+    /// <returns>How many were deleted.</returns>
+    public async Task<int> PurgeAsync(DateTimeOffset olderThan, int maxRows, CancellationToken cancellationToken)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxRows, 1);
         await EnsureTableAsync(cancellationToken).ConfigureAwait(false);
         int deleted = 0;
+        int seen = 0;
         // The column name is part of the format: an interpolated one would be quoted as a string literal.
         string filter = TableClient.CreateQueryFilter($"UpdatedAt lt {olderThan.ToUniversalTime()}");
-        await foreach (TableEntity row in _table.QueryAsync<TableEntity>(filter, select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken).ConfigureAwait(false))
+        await foreach (TableEntity row in _table.QueryAsync<TableEntity>(filter, maxPerPage: Math.Min(maxRows, 1000), select: ["PartitionKey", "RowKey"], cancellationToken: cancellationToken).ConfigureAwait(false))
         {
+            if (seen++ >= maxRows)
+            {
+                break;
+            }
+
             try
             {
                 await _table.DeleteEntityAsync(row.PartitionKey, row.RowKey, row.ETag, cancellationToken).ConfigureAwait(false);

@@ -32,6 +32,21 @@ internal enum ClaimKind
 /// <summary>The result of <see cref="IRequestLedger.ClaimAsync"/>.</summary>
 internal sealed record LedgerClaim(ClaimKind Kind, StoredResponse? Response = null);
 
+/// <summary>How long the ledger keeps a key, by kind: a conversation's message keys and the confirmation webhook's ids.</summary>
+/// <param name="Messages">An <c>Idempotency-Key</c> or queue <c>messageId</c> (scopes <c>messages:{conversationId}</c>).</param>
+/// <param name="Webhooks">A <c>webhook-id</c> (scope <see cref="LedgerRetention.WebhookScope"/>).</param>
+internal sealed record LedgerRetention(TimeSpan Messages, TimeSpan Webhooks)
+{
+    /// <summary>The scope of the confirmation webhook's ids.</summary>
+    public const string WebhookScope = "webhook:confirmation";
+
+    /// <summary>24 hours for message keys (as Stripe keeps idempotency keys); one hour for webhook ids (twice the timestamp tolerance would do).</summary>
+    public static LedgerRetention Default { get; } = new(TimeSpan.FromHours(24), TimeSpan.FromHours(1));
+
+    /// <summary>How long a key of <paramref name="scope"/> is kept.</summary>
+    public TimeSpan For(string scope) => scope == WebhookScope ? this.Webhooks : this.Messages;
+}
+
 /// <summary>
 /// Durable deduplication of requests by key (an <c>Idempotency-Key</c>, a queue message id, a <c>webhook-id</c>), the
 /// way payment APIs do it: the first request with a key claims it with an insert-if-absent, does its work and stores
@@ -42,6 +57,8 @@ internal sealed record LedgerClaim(ClaimKind Kind, StoredResponse? Response = nu
 /// A claim whose holder dies before completing stays "in progress" for <see cref="Lease"/>, then a retry takes it
 /// over and does the work again. The work must therefore tolerate a second attempt after a crash (sending a user
 /// message twice is then possible in that window only: at-least-once, never a lost acknowledged request).
+/// A key is kept for its kind's <see cref="LedgerRetention"/>, counted from its claim: past it the key reads as absent
+/// (a request with it is new again, as with Stripe's 24-hour keys) and <see cref="DeleteExpiredAsync"/> removes the row.
 /// </remarks>
 internal interface IRequestLedger : IAsyncDisposable
 {
@@ -62,6 +79,13 @@ internal interface IRequestLedger : IAsyncDisposable
 
     /// <summary>Forgets every key of <paramref name="scope"/> (a purged conversation's ids may be used again).</summary>
     Task ForgetScopeAsync(string scope, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Deletes at most <paramref name="maxRows"/> keys whose retention has passed (claimed that long ago, finished or not).
+    /// The caller repeats while a full batch was deleted, so no pass holds a long write lock.
+    /// </summary>
+    /// <returns>How many were deleted.</returns>
+    Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken);
 
     /// <summary>Throws when the store cannot be reached (readiness).</summary>
     Task CheckAsync(CancellationToken cancellationToken);

@@ -90,13 +90,14 @@ internal sealed class ServeHost : IAsyncDisposable
         HostSettings settings = options.Settings;
         IOrchestrationBackend backend = settings.CreateBackend(options.DataSource);
         IRequestLedger ledger = settings.UsesAzureStorage
-            ? new TableRequestLedger(settings.StorageOptions().CreateTableServiceClient(), settings.HubName, options.TimeProvider)
-            : new SqliteRequestLedger(SqliteRequestLedger.PathFor(options.DataSource ?? settings.DataSource), options.TimeProvider);
+            ? new TableRequestLedger(settings.StorageOptions().CreateTableServiceClient(), settings.HubName, options.TimeProvider, options.Api.LedgerRetention)
+            : new SqliteRequestLedger(SqliteRequestLedger.PathFor(options.DataSource ?? settings.DataSource), options.TimeProvider, options.Api.LedgerRetention);
         HostAgentRuntime? agent = null;
         try
         {
             WebApplication app = Build(options, backend, ledger, managementKey);
             agent = await options.CreateAgent(settings, app.Services.GetRequiredService<ILoggerFactory>(), cancellationToken).ConfigureAwait(false);
+            options.Api.CheckJournalRetention(agent.Agent.TurnOptions);
             app.Services.GetRequiredService<ConversationRuntime>().Attach(agent.Agent);
             await ledger.InitializeAsync(cancellationToken).ConfigureAwait(false);
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -156,6 +157,8 @@ internal sealed class ServeHost : IAsyncDisposable
         services.AddSingleton<ConversationService>();
         services.AddSingleton<ConfirmationDecider>();
         services.AddHostedService<WorkerService>();
+        // Expired idempotency keys, webhook ids and journal entries, deleted in bounded batches every Retention:CleanupInterval.
+        services.AddHostedService(sp => RetentionCleanupService.ForServe(options, ledger, sp.GetRequiredService<ILoggerFactory>()));
         if (options.Api.QueueName is not null)
         {
             services.AddHostedService(sp => ActivatorUtilities.CreateInstance<QueueTrigger>(sp, options.Settings.StorageOptions().CreateQueueServiceClient()));

@@ -7,8 +7,12 @@ internal sealed class SqliteRequestLedger : IRequestLedger
 {
     private readonly string connectionString;
     private readonly TimeProvider time;
+    private readonly LedgerRetention retention;
 
-    public SqliteRequestLedger(string path, TimeProvider time)
+    /// <param name="path">The ledger file.</param>
+    /// <param name="time">The clock of claims, their lease and their retention.</param>
+    /// <param name="retention">How long keys are kept; <see cref="LedgerRetention.Default"/> when null.</param>
+    public SqliteRequestLedger(string path, TimeProvider time, LedgerRetention? retention = null)
     {
         string? dir = Path.GetDirectoryName(Path.GetFullPath(path));
         if (dir is not null)
@@ -18,6 +22,7 @@ internal sealed class SqliteRequestLedger : IRequestLedger
 
         this.connectionString = new SqliteConnectionStringBuilder { DataSource = path, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = true }.ToString();
         this.time = time;
+        this.retention = retention ?? LedgerRetention.Default;
     }
 
     /// <summary>The ledger file for a backend file: <c>orchestrator.db</c> gives <c>orchestrator.requests.db</c>.</summary>
@@ -65,8 +70,33 @@ internal sealed class SqliteRequestLedger : IRequestLedger
             await using SqliteDataReader reader = await select.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
             if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
             {
-                // Released between the insert and the read: the caller may simply retry.
-                return new LedgerClaim(ClaimKind.InProgress);
+                // Released or expired and deleted between the insert and the read: claim it anew, once.
+                await reader.DisposeAsync().ConfigureAwait(false);
+                await using SqliteCommand again = connection.CreateCommand();
+                again.CommandText = "INSERT INTO requests (scope, key, request_hash, claimed_at) VALUES ($s, $k, $h, $now) ON CONFLICT DO NOTHING";
+                Bind(again, scope, key, requestHash, now);
+                return await again.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1
+                    ? new LedgerClaim(ClaimKind.Began)
+                    : new LedgerClaim(ClaimKind.InProgress);
+            }
+
+            long claimedAt = reader.GetInt64(1);
+            if (now - claimedAt >= (long)this.retention.For(scope).TotalMilliseconds)
+            {
+                // Expired: the key is new again. Conditional on the claim time read, so of two requests reusing it one
+                // begins; an upsert, so a row the cleanup deleted meanwhile is simply claimed anew.
+                await reader.DisposeAsync().ConfigureAwait(false);
+                await using SqliteCommand renew = connection.CreateCommand();
+                renew.CommandText = """
+                    INSERT INTO requests (scope, key, request_hash, claimed_at) VALUES ($s, $k, $h, $now)
+                    ON CONFLICT (scope, key) DO UPDATE SET request_hash = $h, claimed_at = $now, status = NULL, body = NULL, location = NULL
+                    WHERE claimed_at = $old
+                    """;
+                Bind(renew, scope, key, requestHash, now);
+                renew.Parameters.AddWithValue("$old", claimedAt);
+                return await renew.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1
+                    ? new LedgerClaim(ClaimKind.Began)
+                    : new LedgerClaim(ClaimKind.InProgress);
             }
 
             if (reader.GetString(0) != requestHash)
@@ -79,7 +109,6 @@ internal sealed class SqliteRequestLedger : IRequestLedger
                 return new LedgerClaim(ClaimKind.Completed, new StoredResponse(reader.GetInt32(2), reader.GetString(3), reader.IsDBNull(4) ? null : reader.GetString(4)));
             }
 
-            long claimedAt = reader.GetInt64(1);
             if (now - claimedAt < (long)IRequestLedger.Lease.TotalMilliseconds)
             {
                 return new LedgerClaim(ClaimKind.InProgress);
@@ -127,6 +156,26 @@ internal sealed class SqliteRequestLedger : IRequestLedger
         command.CommandText = "DELETE FROM requests WHERE scope = $s";
         command.Parameters.AddWithValue("$s", scope);
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<int> DeleteExpiredAsync(int maxRows, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxRows, 1);
+        long now = this.time.GetUtcNow().ToUnixTimeMilliseconds();
+        await using SqliteConnection connection = await this.OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using SqliteCommand command = connection.CreateCommand();
+        // One bounded statement: the write lock is held for at most maxRows deletes.
+        command.CommandText = """
+            DELETE FROM requests WHERE (scope, key) IN (
+                SELECT scope, key FROM requests
+                WHERE (scope = $webhooks AND claimed_at <= $webhookCutoff) OR (scope <> $webhooks AND claimed_at <= $messageCutoff)
+                LIMIT $max)
+            """;
+        command.Parameters.AddWithValue("$webhooks", LedgerRetention.WebhookScope);
+        command.Parameters.AddWithValue("$webhookCutoff", now - (long)this.retention.Webhooks.TotalMilliseconds);
+        command.Parameters.AddWithValue("$messageCutoff", now - (long)this.retention.Messages.TotalMilliseconds);
+        command.Parameters.AddWithValue("$max", maxRows);
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     public async Task CheckAsync(CancellationToken cancellationToken)

@@ -71,7 +71,7 @@ internal static class WebhookEndpoints
                 return ApiResponses.Problem(http, 401, "Bad signature", "No v1 signature matches a configured secret.");
         }
 
-        const string scope = "webhook:confirmation";
+        const string scope = LedgerRetention.WebhookScope;
         LedgerClaim claim = await runtime.Ledger.ClaimAsync(scope, id!, RequestHash.Of(conversationId, toolCallId, Convert.ToBase64String(body)), cancellationToken).ConfigureAwait(false);
         switch (claim.Kind)
         {

@@ -21,6 +21,9 @@ internal sealed record CliContext
 
     /// <summary>The clock confirmations' expiry and purge ages are measured on.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>What <c>approve --edit -</c> reads the edited arguments from; null (the default) is the process's standard input.</summary>
+    public TextReader? Stdin { get; init; }
 }
 
 /// <summary>The options every management command takes.</summary>

@@ -10,13 +10,15 @@ namespace Orchestrator.Host.Cli;
 /// hash, summary) and sends the decision bound to the hash it showed, through <see cref="TurnConfirmations.DecideAsync"/>,
 /// which checks pending, hash and expiry before raising anything. <c>approve --edit JSON</c> approves with edited
 /// arguments: validated with the agent's tools first, their sensitive values sealed with the hub's key.
+/// <c>--edit-file PATH</c> and <c>--edit -</c> (standard input) keep the edit off the command line, where shell history
+/// and <c>ps</c> would show a card number.
 /// </summary>
 internal static class DecideCommand
 {
     public static async Task<int> RunAsync(bool approve, ReadOnlyMemory<string> args, HostSettings settings, CliContext context, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
         string command = approve ? "approve" : "reject";
-        var a = CliArguments.Parse(command, args.Span, [], ["--hash", "--by", "--edit"]);
+        var a = CliArguments.Parse(command, args.Span, [], ["--hash", "--by", "--edit", "--edit-file"]);
         string name = a.Single(command, "confirmation ({turnInstanceId}/{toolCallId})");
         int slash = name.LastIndexOf('/');
         if (slash <= 0 || slash == name.Length - 1)
@@ -28,7 +30,7 @@ internal static class DecideCommand
         string toolCallId = name[(slash + 1)..];
         string? insistedHash = a.Value("--hash");
         string decidedBy = a.Value("--by") ?? $"cli:{Environment.UserName}";
-        string? edit = a.Value("--edit");
+        string? edit = await ReadEditAsync(command, a, context, cancellationToken).ConfigureAwait(false);
         if (edit is not null)
         {
             if (!approve)
@@ -154,6 +156,70 @@ internal static class DecideCommand
         SensitiveValueProtector? protector = HostTurnOptions.SensitiveValues(settings, db, createLocalKey: false);
         string sealedEdit = protector is null ? edit : TurnConfirmations.SealEditedArguments(protector, tools, pending.ToolName, edit);
         return new EditCheck(sealedEdit, revalidated.Valid!.RedactedArguments, null);
+    }
+
+    /// <summary>The longest edit read from a file or standard input; a decision body is small.</summary>
+    internal const int MaxEditChars = 64 * 1024;
+
+    /// <summary>
+    /// The edited arguments from <c>--edit JSON</c>, <c>--edit -</c> (standard input) or <c>--edit-file PATH</c>; null
+    /// without either. Read before anything is opened, so a bad source changes nothing.
+    /// </summary>
+    private static async Task<string?> ReadEditAsync(string command, CliArguments a, CliContext context, CancellationToken cancellationToken)
+    {
+        string? inline = a.Value("--edit");
+        string? file = a.Value("--edit-file");
+        if (inline is not null && file is not null)
+        {
+            throw new ArgumentException($"{command}: give --edit or --edit-file, not both.");
+        }
+
+        string? text;
+        string source;
+        if (file is not null)
+        {
+            source = $"--edit-file {file}";
+            try
+            {
+                if (new FileInfo(file).Length > MaxEditChars * 4L)
+                {
+                    throw new ArgumentException($"{command}: {source} is over {MaxEditChars} characters; edited arguments are one small JSON object.");
+                }
+
+                text = await File.ReadAllTextAsync(file, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new ArgumentException($"{command}: cannot read {source}: {ex.Message}");
+            }
+        }
+        else if (inline == "-")
+        {
+            source = "--edit - (standard input)";
+            TextReader stdin = context.Stdin ?? Console.In;
+            var buffer = new char[MaxEditChars + 1];
+            int read = 0;
+            int n;
+            while (read < buffer.Length && (n = await stdin.ReadAsync(buffer.AsMemory(read), cancellationToken).ConfigureAwait(false)) > 0)
+            {
+                read += n;
+            }
+
+            text = new string(buffer, 0, read);
+        }
+        else
+        {
+            return inline;
+        }
+
+        if (text.Length > MaxEditChars)
+        {
+            throw new ArgumentException($"{command}: {source} is over {MaxEditChars} characters; edited arguments are one small JSON object.");
+        }
+
+        return string.IsNullOrWhiteSpace(text)
+            ? throw new ArgumentException($"{command}: {source} is empty; it must hold the edited arguments as one JSON object.")
+            : text;
     }
 
     private sealed record EditCheck(string? Sealed, string? Redacted, (string Code, string Why)? Refusal);
