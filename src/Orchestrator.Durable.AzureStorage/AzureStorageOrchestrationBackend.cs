@@ -1559,11 +1559,61 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             : await this.EncodeBatchAsync(group, newInstance, cancellationToken).ConfigureAwait(false);
         TimeSpan delay = first.VisibleAt is { } at ? at - this.time.GetUtcNow() : TimeSpan.Zero;
         TimeSpan visibility = VisibilityFor(delay, this.options.MaxMessageVisibilityDelay);
+        if (visibility == TimeSpan.Zero && this.leases.IsConsumable(p) && !body.StartsWith("{\"$blob\"", StringComparison.Ordinal))
+        {
+            await this.SendAndHoldAsync(p, group, newInstance, body, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         await this.controlQueues[p].SendMessageAsync(body, visibility, TimeSpan.FromSeconds(-1), cancellationToken).ConfigureAwait(false);
         if (visibility == TimeSpan.Zero)
         {
             this.partitionBackoff[p].Reset();
             this.orchestrationSignal.Set();
+        }
+    }
+
+    /// <summary>
+    /// Sends a due message for a partition this worker consumes already hidden, as if fetched, and
+    /// holds it at once: the receipt of the send deletes it or gives it back, so no poll has to
+    /// fetch it. It is held under the same rules as a fetched message (renewed only while the
+    /// partition is consumable), so if this worker dies or loses the partition the message
+    /// surfaces for the next owner within the same bound.
+    /// </summary>
+    private async Task SendAndHoldAsync(int partition, IReadOnlyList<TaskMessage> group, bool newInstance, string body, CancellationToken cancellationToken)
+    {
+        TimeSpan hidden = this.ControlVisibility(TimeSpan.MaxValue);
+
+        // Taken before the send, so the worker's idea of when it surfaces is never late.
+        long visibleUntil = Stopwatch.GetTimestamp() + (long)(hidden.TotalSeconds * Stopwatch.Frequency);
+        SendReceipt sent = (await this.controlQueues[partition].SendMessageAsync(body, hidden, TimeSpan.FromSeconds(-1), cancellationToken).ConfigureAwait(false)).Value;
+        this.EnsureVisibilityKeeper();
+        var copy = new QueueCopy { QueueMessageId = sent.MessageId, Partition = partition, PopReceipt = sent.PopReceipt, VisibleUntil = visibleUntil };
+        bool held = false;
+        lock (this.gate)
+        {
+            // Partition loss hands over the sessions it finds under this gate; checked again here
+            // so a message is never added to a session after its partition was handed over.
+            if (this.leases.IsConsumable(partition))
+            {
+                InstanceSession s = this.GetOrAddSession(group[0].InstanceId);
+                foreach (TaskMessage member in group)
+                {
+                    s.Messages.Add(new HeldMessage { Message = member, Partition = partition, Copy = copy, NewInstance = newInstance && member.Event is ExecutionStartedEvent });
+                }
+
+                this.MarkReady(s);
+                held = true;
+            }
+        }
+
+        if (held)
+        {
+            this.orchestrationSignal.Set();
+        }
+        else
+        {
+            await this.MakeVisibleAsync(copy, cancellationToken).ConfigureAwait(false);
         }
     }
 
