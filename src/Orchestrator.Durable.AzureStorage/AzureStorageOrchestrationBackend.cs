@@ -527,7 +527,16 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
 
         if (state.Status.IsTerminal() && newETag is { } written)
         {
-            await this.ClearRowPendingAsync(pk, written, cancellationToken).ConfigureAwait(false);
+            if (outbox is not null)
+            {
+                // The outbox rows are deleted in one transaction after dispatch: the flag is cleared in
+                // it, a request saved. Until then the outbox row alone makes a new owner look here.
+                ep.RowPendingETag = written;
+            }
+            else
+            {
+                await this.ClearRowPendingAsync(pk, written, cancellationToken).ConfigureAwait(false);
+            }
         }
     }
 
@@ -582,11 +591,32 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             }).ConfigureAwait(false);
 
         string pk = StorageNames.EscapeKey(workItem.InstanceId);
+        var deletes = rows.Select(r => new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(pk, r.RowKey), ETag.All)).ToList();
+        ETag? clearAfter = null;
+        if (ep.RowPendingETag is { } rowPending)
+        {
+            ep.RowPendingETag = null;
+            try
+            {
+                await this.historyTable.SubmitTransactionAsync(
+                    [.. deletes, new TableTransactionAction(TableTransactionActionType.UpdateMerge, new TableEntity(pk, SentinelKey) { ["RowPending"] = false }, rowPending)],
+                    cancellationToken).ConfigureAwait(false);
+                ep.Leftover.Clear();
+                ep.CommittedOutbox = null;
+                return;
+            }
+            catch (RequestFailedException ex) when (ex.Status is 404 or 412)
+            {
+                // The sentinel was written again (whoever wrote it owns the flag) or purged, or a row
+                // is gone: the transaction wrote nothing, so delete the rows alone, then clear the flag
+                // alone (it refuses a sentinel written since).
+                clearAfter = rowPending;
+            }
+        }
+
         try
         {
-            await this.historyTable.SubmitTransactionAsync(
-                rows.Select(r => new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(pk, r.RowKey), ETag.All)),
-                cancellationToken).ConfigureAwait(false);
+            await this.historyTable.SubmitTransactionAsync(deletes, cancellationToken).ConfigureAwait(false);
         }
         catch (RequestFailedException ex) when (ex.Status == 404)
         {
@@ -594,6 +624,11 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             {
                 await this.historyTable.DeleteEntityAsync(pk, r.RowKey, ETag.All, cancellationToken).ConfigureAwait(false);
             }
+        }
+
+        if (clearAfter is { } etag)
+        {
+            await this.ClearRowPendingAsync(pk, etag, cancellationToken).ConfigureAwait(false);
         }
 
         ep.Leftover.Clear();
