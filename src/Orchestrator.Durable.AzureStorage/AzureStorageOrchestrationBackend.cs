@@ -1648,7 +1648,15 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
         }
         else
         {
-            await this.MakeVisibleAsync(copy, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await this.MakeVisibleAsync(copy, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (RequestFailedException)
+            {
+                // The message is sent, so this must not report a failure (a client would undo the
+                // instance's row); not given back, it surfaces when its visibility runs out.
+            }
         }
     }
 
