@@ -568,7 +568,16 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
 
         if (state.Status.IsTerminal() && newETag is { } written)
         {
-            await this.ClearRowPendingAsync(pk, written, cancellationToken).ConfigureAwait(false);
+            if (outbox is not null)
+            {
+                // The outbox rows are deleted in one transaction after dispatch: the flag is cleared in
+                // it, a request saved. Until then the outbox row alone makes a new owner look here.
+                ep.RowPendingETag = written;
+            }
+            else
+            {
+                await this.ClearRowPendingAsync(pk, written, cancellationToken).ConfigureAwait(false);
+            }
         }
     }
 
@@ -623,11 +632,32 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             }).ConfigureAwait(false);
 
         string pk = StorageNames.EscapeKey(workItem.InstanceId);
+        var deletes = rows.Select(r => new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(pk, r.RowKey), ETag.All)).ToList();
+        ETag? clearAfter = null;
+        if (ep.RowPendingETag is { } rowPending)
+        {
+            ep.RowPendingETag = null;
+            try
+            {
+                await this.historyTable.SubmitTransactionAsync(
+                    [.. deletes, new TableTransactionAction(TableTransactionActionType.UpdateMerge, new TableEntity(pk, SentinelKey) { ["RowPending"] = false }, rowPending)],
+                    cancellationToken).ConfigureAwait(false);
+                ep.Leftover.Clear();
+                ep.CommittedOutbox = null;
+                return;
+            }
+            catch (RequestFailedException ex) when (ex.Status is 404 or 412)
+            {
+                // The sentinel was written again (whoever wrote it owns the flag) or purged, or a row
+                // is gone: the transaction wrote nothing, so delete the rows alone, then clear the flag
+                // alone (it refuses a sentinel written since).
+                clearAfter = rowPending;
+            }
+        }
+
         try
         {
-            await this.historyTable.SubmitTransactionAsync(
-                rows.Select(r => new TableTransactionAction(TableTransactionActionType.Delete, new TableEntity(pk, r.RowKey), ETag.All)),
-                cancellationToken).ConfigureAwait(false);
+            await this.historyTable.SubmitTransactionAsync(deletes, cancellationToken).ConfigureAwait(false);
         }
         catch (RequestFailedException ex) when (ex.Status == 404)
         {
@@ -635,6 +665,11 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             {
                 await this.historyTable.DeleteEntityAsync(pk, r.RowKey, ETag.All, cancellationToken).ConfigureAwait(false);
             }
+        }
+
+        if (clearAfter is { } etag)
+        {
+            await this.ClearRowPendingAsync(pk, etag, cancellationToken).ConfigureAwait(false);
         }
 
         ep.Leftover.Clear();
@@ -1600,11 +1635,69 @@ public sealed class AzureStorageOrchestrationBackend : IOrchestrationBackend
             : await this.EncodeBatchAsync(group, newInstance, cancellationToken).ConfigureAwait(false);
         TimeSpan delay = first.VisibleAt is { } at ? at - this.time.GetUtcNow() : TimeSpan.Zero;
         TimeSpan visibility = VisibilityFor(delay, this.options.MaxMessageVisibilityDelay);
+        if (visibility == TimeSpan.Zero && this.leases.IsConsumable(p) && !body.StartsWith("{\"$blob\"", StringComparison.Ordinal))
+        {
+            await this.SendAndHoldAsync(p, group, newInstance, body, cancellationToken).ConfigureAwait(false);
+            return;
+        }
+
         await this.controlQueues[p].SendMessageAsync(body, visibility, TimeSpan.FromSeconds(-1), cancellationToken).ConfigureAwait(false);
         if (visibility == TimeSpan.Zero)
         {
             this.partitionBackoff[p].Reset();
             this.orchestrationSignal.Set();
+        }
+    }
+
+    /// <summary>
+    /// Sends a due message for a partition this worker consumes already hidden, as if fetched, and
+    /// holds it at once: the receipt of the send deletes it or gives it back, so no poll has to
+    /// fetch it. It is held under the same rules as a fetched message (renewed only while the
+    /// partition is consumable), so if this worker dies or loses the partition the message
+    /// surfaces for the next owner within the same bound.
+    /// </summary>
+    private async Task SendAndHoldAsync(int partition, IReadOnlyList<TaskMessage> group, bool newInstance, string body, CancellationToken cancellationToken)
+    {
+        TimeSpan hidden = this.ControlVisibility(TimeSpan.MaxValue);
+
+        // Taken before the send, so the worker's idea of when it surfaces is never late.
+        long visibleUntil = Stopwatch.GetTimestamp() + (long)(hidden.TotalSeconds * Stopwatch.Frequency);
+        SendReceipt sent = (await this.controlQueues[partition].SendMessageAsync(body, hidden, TimeSpan.FromSeconds(-1), cancellationToken).ConfigureAwait(false)).Value;
+        this.EnsureVisibilityKeeper();
+        var copy = new QueueCopy { QueueMessageId = sent.MessageId, Partition = partition, PopReceipt = sent.PopReceipt, VisibleUntil = visibleUntil };
+        bool held = false;
+        lock (this.gate)
+        {
+            // Partition loss hands over the sessions it finds under this gate; checked again here
+            // so a message is never added to a session after its partition was handed over.
+            if (this.leases.IsConsumable(partition))
+            {
+                InstanceSession s = this.GetOrAddSession(group[0].InstanceId);
+                foreach (TaskMessage member in group)
+                {
+                    s.Messages.Add(new HeldMessage { Message = member, Partition = partition, Copy = copy, NewInstance = newInstance && member.Event is ExecutionStartedEvent });
+                }
+
+                this.MarkReady(s);
+                held = true;
+            }
+        }
+
+        if (held)
+        {
+            this.orchestrationSignal.Set();
+        }
+        else
+        {
+            try
+            {
+                await this.MakeVisibleAsync(copy, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (RequestFailedException)
+            {
+                // The message is sent, so this must not report a failure (a client would undo the
+                // instance's row); not given back, it surfaces when its visibility runs out.
+            }
         }
     }
 

@@ -132,6 +132,9 @@ internal sealed class Episode
     public bool Committed { get; set; }
 
     public bool InstanceRowWritten { get; set; }
+
+    /// <summary>The sentinel's ETag after a final checkpoint with an outbox: its row-pending flag is cleared with the outbox's deletion.</summary>
+    public ETag? RowPendingETag { get; set; }
 }
 
 /// <summary>Where a queue-backed activity work item came from.</summary>

@@ -1,3 +1,4 @@
+using Azure.Data.Tables;
 using Microsoft.Extensions.Time.Testing;
 using Orchestrator.Durable.Client;
 using Orchestrator.Durable.Worker;
@@ -147,6 +148,34 @@ public sealed class OrchestrationTests(AzuriteFixture azurite, ITestOutputHelper
         IReadOnlyList<OrchestrationMetadata> all = await host.Client.QueryInstancesAsync(new Backend.InstanceQuery { Statuses = [OrchestrationRuntimeStatus.Completed] });
         Assert.Equal(3, all.Count);
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task SubOrchestration_ChildFinishes_RowPendingFlagClearedWithItsOutboxNotByASeparateRequest()
+    {
+        await using TestHost host = await TestHost.StartAsync(TestHost.Options(azurite, AzuriteFixture.NewHubName("subflag")), Registry());
+        string id = await host.Client.ScheduleNewOrchestrationInstanceAsync("Parent", 5);
+        await TestWait.CompletionAsync(host.Client, id);
+        IReadOnlyList<OrchestrationMetadata> children = await host.Client.QueryInstancesAsync(new Backend.InstanceQuery { InstanceIdPrefix = id + ":" });
+        Assert.Equal(2, children.Count);
+        await TestWait.EventuallyAsync(async () => !await RowPendingAsync(host.Backend, id), TimeSpan.FromSeconds(10), "the parent's flag is cleared");
+
+        foreach (OrchestrationMetadata child in children)
+        {
+            Assert.Equal(OrchestrationRuntimeStatus.Completed, child.RuntimeStatus);
+            Assert.False(await RowPendingAsync(host.Backend, child.InstanceId));
+            await foreach (TableEntity row in host.Backend.HistoryTable.QueryAsync<TableEntity>($"PartitionKey eq '{StorageNames.EscapeKey(child.InstanceId)}'", select: ["RowKey"]))
+            {
+                Assert.False(row.RowKey.StartsWith('o'), $"outbox row {row.RowKey} of {child.InstanceId} left behind");
+            }
+        }
+
+        // One flag-clearing request in all: the parent's final checkpoint has no outbox; each child's
+        // (its result for the parent) is deleted in the same transaction that clears its flag.
+        Assert.Equal(1, host.Backend.StorageOperationsByKind.GetValueOrDefault("PATCH History(entity)"));
+    }
+
+    private static async Task<bool> RowPendingAsync(AzureStorageOrchestrationBackend backend, string instanceId) =>
+        (await backend.HistoryTable.GetEntityAsync<TableEntity>(StorageNames.EscapeKey(instanceId), "~sentinel")).Value.GetBoolean("RowPending") ?? false;
 
     [Fact(Timeout = 60_000)]
     public async Task ContinueAsNew_CountsToThree_CompletesWithLastExecution()

@@ -125,6 +125,64 @@ public sealed class ReliabilityTests(AzuriteFixture azurite, ITestOutputHelper o
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task Schedule_OnWorkerConsumingThePartition_HeldFromTheSendWithoutPollAndDeletedOnRelease()
+    {
+        string hub = AzuriteFixture.NewHubName("sendhold");
+        await using var a = new AzureStorageOrchestrationBackend(this.ShortLeases(hub, 1) with { WorkerId = "worker-a" });
+        await a.CreateIfNotExistsAsync(default);
+        Assert.Null(await a.LockNextOrchestrationWorkItemAsync(TimeSpan.FromMinutes(5), default));
+        Assert.True(a.Leases.IsConsumable(0));
+
+        string id = await new Client.DurableTaskClient(a).ScheduleNewOrchestrationInstanceAsync("Anything", "in");
+        QueueClient queue = a.ControlQueueFor(id);
+        Assert.Empty((await queue.PeekMessagesAsync(32)).Value); // sent hidden: no other worker can take it
+        Assert.Equal(1, (await queue.GetPropertiesAsync()).Value.ApproximateMessagesCount);
+
+        // (A peek counts as a GET of the messages as well, so count from here.)
+        long polls = Polls(a);
+
+        OrchestrationWorkItem? item = await a.LockNextOrchestrationWorkItemAsync(TimeSpan.FromMinutes(5), default);
+        Assert.NotNull(item);
+        Assert.Equal(id, item.InstanceId);
+        Assert.Empty(item.History);
+        Assert.Equal(polls, Polls(a)); // handed over from the send, not fetched
+
+        await a.CommitCheckpointAsync(item, Checkpoint(item, "done", withTimer: false), default);
+        await a.ReleaseOrchestrationWorkItemAsync(item, item.Messages.Select(m => m.MessageId).ToList(), default);
+        Assert.Equal(0, (await queue.GetPropertiesAsync()).Value.ApproximateMessagesCount); // deleted with the send's receipt
+        Assert.Equal(OrchestrationRuntimeStatus.Running, (await a.GetInstanceAsync(id, default))!.RuntimeStatus);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Takeover_WorkerHangsHoldingMessageItSent_NextOwnerGetsItWithinLeaseBound()
+    {
+        string hub = AzuriteFixture.NewHubName("senthang");
+        await using var a = new AzureStorageOrchestrationBackend(this.ShortLeases(hub, 1) with { WorkerId = "worker-a" });
+        await a.CreateIfNotExistsAsync(default);
+        Assert.Null(await a.LockNextOrchestrationWorkItemAsync(TimeSpan.FromMinutes(5), default));
+        Assert.True(a.Leases.IsConsumable(0));
+
+        // A sends the start to the partition it consumes, so it holds it from the send; then it
+        // hangs (no lease renewals, no episode) before running it.
+        string id = await new Client.DurableTaskClient(a).ScheduleNewOrchestrationInstanceAsync("Anything", "in");
+        a.Leases.StopRenewing();
+        var sw = Stopwatch.StartNew();
+
+        await using var b = new AzureStorageOrchestrationBackend(this.ShortLeases(hub, 1) with { WorkerId = "worker-b" });
+        await b.CreateIfNotExistsAsync(default);
+        OrchestrationWorkItem? taken = null;
+        await TestWait.EventuallyAsync(
+            async () => (taken = await b.LockNextOrchestrationWorkItemAsync(TimeSpan.FromMinutes(5), default)) is not null,
+            TimeSpan.FromSeconds(30),
+            "B gets the start A held from its send");
+
+        output.WriteLine($"B got the message after {sw.Elapsed.TotalMilliseconds:F0} ms");
+        Assert.Equal(id, taken!.InstanceId);
+        Assert.IsType<ExecutionStartedEvent>(Assert.Single(taken.Messages).Event);
+        Assert.True(sw.Elapsed <= LeaseDuration + RenewInterval + TimeSpan.FromSeconds(2), $"took {sw.Elapsed}; bound {LeaseDuration + RenewInterval} (+2 s slack)");
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task HeldMessage_EpisodeOutlastsVisibility_NotReceivedAgainAndDeletedOnRelease()
     {
         string hub = AzuriteFixture.NewHubName("keep");
@@ -476,6 +534,8 @@ public sealed class ReliabilityTests(AzuriteFixture azurite, ITestOutputHelper o
         await TestWait.EventuallyAsync(async () => (item = await backend.LockNextOrchestrationWorkItemAsync(lockTimeout ?? TimeSpan.FromSeconds(1), default)) is not null, TimeSpan.FromSeconds(20));
         return item!;
     }
+
+    private static long Polls(AzureStorageOrchestrationBackend backend) => backend.StorageOperationsByKind.GetValueOrDefault("GET control/messages");
 
     private static OrchestrationCheckpoint Checkpoint(OrchestrationWorkItem item, string customStatus, bool withTimer)
     {
