@@ -8,23 +8,6 @@ public sealed class InMemoryToolCallJournalTests : ToolCallJournalContract
 {
     protected override bool RemembersFinishedWrites => false;
 
-    [Fact]
-    public async Task Purge_WithARowLimit_DeletesAtMostThatManyOfTheOldOnes()
-    {
-        await using var store = new Store();
-        var journal = (SqliteToolCallJournal)store.Open();
-        foreach (string key in new[] { "a", "b", "c" })
-        {
-            await journal.BeginAttemptAsync(key, CancellationToken.None);
-        }
-
-        DateTimeOffset cutoff = TimeProvider.System.GetUtcNow().AddHours(1);
-        Assert.Equal(2, await journal.PurgeAsync(cutoff, 2, CancellationToken.None));
-        Assert.Equal(1, await journal.PurgeAsync(cutoff, 2, CancellationToken.None));
-        Assert.Equal(0, await journal.PurgeAsync(cutoff, 2, CancellationToken.None));
-        Assert.Equal(PriorAttempt.None, await journal.BeginAttemptAsync("b", CancellationToken.None));
-    }
-
     protected override Task<IJournalStore> CreateStoreAsync() => Task.FromResult<IJournalStore>(new Store());
 
     private sealed class Store : IJournalStore
@@ -50,6 +33,23 @@ public sealed class SqliteToolCallJournalTests : ToolCallJournalContract
         Assert.Equal(0, await journal.PurgeAsync(TimeProvider.System.GetUtcNow().AddHours(-1), CancellationToken.None));
         Assert.Equal(1, await journal.PurgeAsync(TimeProvider.System.GetUtcNow().AddHours(1), CancellationToken.None));
         Assert.Equal(PriorAttempt.None, await journal.BeginAttemptAsync("tc1_abc", CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task Purge_WithARowLimit_DeletesAtMostThatManyOfTheOldOnes()
+    {
+        await using var store = new Store();
+        var journal = (SqliteToolCallJournal)store.Open();
+        foreach (string key in new[] { "a", "b", "c" })
+        {
+            await journal.BeginAttemptAsync(key, CancellationToken.None);
+        }
+
+        DateTimeOffset cutoff = TimeProvider.System.GetUtcNow().AddHours(1);
+        Assert.Equal(2, await journal.PurgeAsync(cutoff, 2, CancellationToken.None));
+        Assert.Equal(1, await journal.PurgeAsync(cutoff, 2, CancellationToken.None));
+        Assert.Equal(0, await journal.PurgeAsync(cutoff, 2, CancellationToken.None));
+        Assert.Equal(PriorAttempt.None, await journal.BeginAttemptAsync("b", CancellationToken.None));
     }
 
     protected override Task<IJournalStore> CreateStoreAsync() => Task.FromResult<IJournalStore>(new Store());
