@@ -81,7 +81,7 @@ public sealed class SensitiveHistoryTests
 
             // Every row of every table of the store (history, instances, custom status, output, queues), read raw.
             SqliteConnection.ClearAllPools();
-            var (rows, sealedSeen, leaks) = ScanStore(db, Card);
+            var (rows, sealedSeen, leaks) = SqliteStoreScan.ScanFiles([db], Card);
             Assert.True(rows > 10, $"only {rows} rows scanned");
             Assert.True(sealedSeen, "no sealed value found: the scan does not see the history");
             Assert.Empty(leaks);
@@ -199,46 +199,5 @@ public sealed class SensitiveHistoryTests
 
         Assert.Equal(OrchestrationRuntimeStatus.Failed, replay.Status);
         Assert.Contains(protector.KeyId, replay.Output ?? replay.Error ?? string.Empty, StringComparison.Ordinal);
-    }
-
-    private static (int Rows, bool SealedSeen, List<string> Leaks) ScanStore(string db, string secret)
-    {
-        int rows = 0;
-        bool sealedSeen = false;
-        var leaks = new List<string>();
-        using var connection = new SqliteConnection($"Data Source={db};Mode=ReadOnly");
-        connection.Open();
-        var tables = new List<string>();
-        using (var list = connection.CreateCommand())
-        {
-            list.CommandText = "SELECT name FROM sqlite_master WHERE type = 'table'";
-            using var reader = list.ExecuteReader();
-            while (reader.Read())
-            {
-                tables.Add(reader.GetString(0));
-            }
-        }
-
-        foreach (var table in tables)
-        {
-            using var select = connection.CreateCommand();
-            select.CommandText = $"SELECT * FROM \"{table}\"";
-            using var reader = select.ExecuteReader();
-            while (reader.Read())
-            {
-                rows++;
-                for (int i = 0; i < reader.FieldCount; i++)
-                {
-                    string text = reader.IsDBNull(i) ? string.Empty : reader.GetValue(i) is byte[] bytes ? Encoding.UTF8.GetString(bytes) : Convert.ToString(reader.GetValue(i), System.Globalization.CultureInfo.InvariantCulture) ?? string.Empty;
-                    sealedSeen |= text.Contains(SensitiveValueProtector.Prefix, StringComparison.Ordinal);
-                    if (text.Contains(secret, StringComparison.Ordinal))
-                    {
-                        leaks.Add($"{table}.{reader.GetName(i)}");
-                    }
-                }
-            }
-        }
-
-        return (rows, sealedSeen, leaks);
     }
 }

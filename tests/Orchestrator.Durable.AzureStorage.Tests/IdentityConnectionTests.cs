@@ -10,38 +10,6 @@ using Xunit.Abstractions;
 
 namespace Orchestrator.Durable.AzureStorage.Tests;
 
-/// <summary>A private Azurite serving HTTPS with a self-signed certificate and accepting OAuth bearer tokens (<c>--oauth basic</c>).</summary>
-public sealed class AzuriteOAuthFixture : IAsyncLifetime
-{
-    private AzuriteInstance? instance;
-
-    public X509Certificate2 Certificate { get; } = AzuriteOAuth.CreateCertificate();
-
-    public HttpPipelineTransport Transport { get; private set; } = null!;
-
-    public AzureStorageServiceUris ServiceUris { get; private set; } = null!;
-
-    /// <summary>Shared-key access to the same Azurite, to look at what the identity-based clients did (or did not) write.</summary>
-    public string ConnectionString => this.instance?.ConnectionString ?? string.Empty;
-
-    public string Description => this.instance?.Description ?? string.Empty;
-
-    public async Task InitializeAsync()
-    {
-        this.instance = await AzuriteInstance.StartHttpsOAuthAsync("azurite-oauth-", this.Certificate, CancellationToken.None);
-        this.Transport = AzuriteOAuth.TrustingTransport(this.Certificate);
-        (Uri blob, Uri queue, Uri table) = this.instance.ServiceUris!.Value;
-        this.ServiceUris = new AzureStorageServiceUris(blob, queue, table);
-    }
-
-    public Task DisposeAsync()
-    {
-        this.instance?.Dispose();
-        this.Certificate.Dispose();
-        return Task.CompletedTask;
-    }
-}
-
 /// <summary>
 /// The backend reaching storage by endpoints and a <see cref="Azure.Core.TokenCredential"/> (no account key), against
 /// Azurite 3.35's OAuth, which checks each token's audience, issuer and lifetime on the blob, queue and table services.

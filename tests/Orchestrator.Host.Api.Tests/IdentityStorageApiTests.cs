@@ -11,36 +11,6 @@ using Orchestrator.Testing;
 
 namespace Orchestrator.Host.Api.Tests;
 
-/// <summary>A private Azurite over HTTPS (self-signed certificate) accepting OAuth bearer tokens (<c>--oauth basic</c>).</summary>
-public sealed class AzuriteOAuthFixture : IAsyncLifetime
-{
-    private AzuriteInstance? instance;
-
-    public X509Certificate2 Certificate { get; } = AzuriteOAuth.CreateCertificate();
-
-    public HttpPipelineTransport Transport { get; private set; } = null!;
-
-    public AzureStorageServiceUris ServiceUris { get; private set; } = null!;
-
-    /// <summary>Shared-key access to the same Azurite, for the test's own look at queues and tables.</summary>
-    public string ConnectionString => this.instance?.ConnectionString ?? string.Empty;
-
-    public async Task InitializeAsync()
-    {
-        this.instance = await AzuriteInstance.StartHttpsOAuthAsync("azurite-host-oauth-", this.Certificate, CancellationToken.None);
-        this.Transport = AzuriteOAuth.TrustingTransport(this.Certificate);
-        (Uri blob, Uri queue, Uri table) = this.instance.ServiceUris!.Value;
-        this.ServiceUris = new AzureStorageServiceUris(blob, queue, table);
-    }
-
-    public Task DisposeAsync()
-    {
-        this.instance?.Dispose();
-        this.Certificate.Dispose();
-        return Task.CompletedTask;
-    }
-}
-
 /// <summary>
 /// <c>serve</c> on an identity-based storage connection: the backend, the Idempotency-Key ledger and the queue trigger
 /// all reach storage with the one token credential (no account key anywhere in the host's settings).

@@ -7,6 +7,8 @@ using System.Text;
 using System.Text.Json;
 using Azure.Core;
 using Azure.Core.Pipeline;
+using Orchestrator.Durable.AzureStorage;
+using Xunit;
 
 namespace Orchestrator.Testing;
 
@@ -90,4 +92,36 @@ internal sealed class AzuriteTokenCredential : TokenCredential
     private static string Encode(object value) => Base64Url(Encoding.UTF8.GetBytes(JsonSerializer.Serialize(value)));
 
     private static string Base64Url(ReadOnlySpan<byte> bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+}
+
+/// <summary>A private Azurite serving HTTPS with a self-signed certificate and accepting OAuth bearer tokens (<c>--oauth basic</c>).</summary>
+public sealed class AzuriteOAuthFixture : IAsyncLifetime
+{
+    private AzuriteInstance? instance;
+
+    public X509Certificate2 Certificate { get; } = AzuriteOAuth.CreateCertificate();
+
+    public HttpPipelineTransport Transport { get; private set; } = null!;
+
+    public AzureStorageServiceUris ServiceUris { get; private set; } = null!;
+
+    /// <summary>Shared-key access to the same Azurite, to look at what the identity-based clients did (or did not) write.</summary>
+    public string ConnectionString => this.instance?.ConnectionString ?? string.Empty;
+
+    public string Description => this.instance?.Description ?? string.Empty;
+
+    public async Task InitializeAsync()
+    {
+        this.instance = await AzuriteInstance.StartHttpsOAuthAsync("azurite-oauth-", this.Certificate, CancellationToken.None);
+        this.Transport = AzuriteOAuth.TrustingTransport(this.Certificate);
+        (Uri blob, Uri queue, Uri table) = this.instance.ServiceUris!.Value;
+        this.ServiceUris = new AzureStorageServiceUris(blob, queue, table);
+    }
+
+    public Task DisposeAsync()
+    {
+        this.instance?.Dispose();
+        this.Certificate.Dispose();
+        return Task.CompletedTask;
+    }
 }

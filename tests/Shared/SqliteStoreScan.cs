@@ -9,13 +9,17 @@ namespace Orchestrator.Testing;
 internal static class SqliteStoreScan
 {
     /// <summary>Rows read, whether a sealed value was seen (so the scan does see history), and where any secret was found.</summary>
-    public static (int Rows, bool SealedSeen, List<string> Leaks) Scan(string folder, params string[] secrets)
+    public static (int Rows, bool SealedSeen, List<string> Leaks) Scan(string folder, params string[] secrets) =>
+        ScanFiles(Directory.GetFiles(folder, "*.db"), secrets);
+
+    /// <summary>The same scan over the given SQLite files.</summary>
+    public static (int Rows, bool SealedSeen, List<string> Leaks) ScanFiles(IEnumerable<string> files, params string[] secrets)
     {
         SqliteConnection.ClearAllPools();
         int rows = 0;
         bool sealedSeen = false;
         var leaks = new List<string>();
-        foreach (string file in Directory.GetFiles(folder, "*.db"))
+        foreach (string file in files)
         {
             using var connection = new SqliteConnection($"Data Source={file};Mode=ReadOnly;Pooling=False");
             connection.Open();
