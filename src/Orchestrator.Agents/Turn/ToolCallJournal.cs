@@ -50,6 +50,17 @@ public interface IToolCallJournal
     ValueTask EndAttemptAsync(string idempotencyKey, AttemptEnd end, CancellationToken cancellationToken);
 }
 
+/// <summary>A <see cref="IToolCallJournal"/> whose old entries a host can delete in bounded batches (retention cleanup).</summary>
+public interface IPurgeableToolCallJournal : IToolCallJournal
+{
+    /// <summary>
+    /// Deletes at most <paramref name="maxRows"/> entries not touched since <paramref name="olderThan"/>; call again while
+    /// it returns <paramref name="maxRows"/> to purge the rest.
+    /// </summary>
+    /// <returns>How many were deleted.</returns>
+    Task<int> PurgeAsync(DateTimeOffset olderThan, int maxRows, CancellationToken cancellationToken);
+}
+
 /// <summary>An in-memory <see cref="IToolCallJournal"/>: sees re-runs within one process only (tests, single-process hosts).</summary>
 /// <remarks>
 /// To keep memory bounded in a long-running worker it forgets a write once an attempt of it ends with success or a
@@ -107,7 +118,7 @@ public sealed class InMemoryToolCallJournal : IToolCallJournal
 /// the same file; with the SQLite backend, a file beside the orchestration database). Each begin is one transaction
 /// committed before the handler runs, so a worker that dies mid-call leaves its attempt recorded as unfinished.
 /// </summary>
-public sealed class SqliteToolCallJournal : IToolCallJournal, IDisposable
+public sealed class SqliteToolCallJournal : IPurgeableToolCallJournal, IDisposable
 {
     // WARNING: persisted table; change only compatibly.
     private const string Schema = """
@@ -184,14 +195,7 @@ public sealed class SqliteToolCallJournal : IToolCallJournal, IDisposable
 
     /// <summary>Deletes entries not touched since <paramref name="olderThan"/> (their turns are long finished).</summary>
     /// <returns>How many were deleted.</returns>
-    public async Task<int> PurgeAsync(DateTimeOffset olderThan, CancellationToken cancellationToken)
-    {
-        await using var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
-        await using var delete = connection.CreateCommand();
-        delete.CommandText = "DELETE FROM tool_call_journal WHERE updated_at < $t";
-        delete.Parameters.AddWithValue("$t", olderThan.ToUniversalTime().ToString("O", System.Globalization.CultureInfo.InvariantCulture));
-        return await delete.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-    }
+    public Task<int> PurgeAsync(DateTimeOffset olderThan, CancellationToken cancellationToken) => PurgeAsync(olderThan, int.MaxValue, cancellationToken);
 
     /// <summary>
     /// Deletes at most <paramref name="maxRows"/> entries not touched since <paramref name="olderThan"/>, in one short

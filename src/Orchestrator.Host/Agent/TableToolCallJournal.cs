@@ -19,7 +19,7 @@ namespace Orchestrator.Host;
 /// concurrent begins of one write, in any processes, exactly one sees each prior state, as the SQLite journal's
 /// immediate transaction guarantees. Each begin is acknowledged by the service before the handler runs. Thread-safe.
 /// </remarks>
-internal sealed class TableToolCallJournal : IToolCallJournal, IDisposable
+internal sealed class TableToolCallJournal : IPurgeableToolCallJournal, IDisposable
 {
     /// <summary>What follows the hub name in the table's name.</summary>
     public const string TableSuffix = "ToolCalls";

@@ -101,8 +101,8 @@ internal sealed class ConfirmationDecider(ConversationRuntime runtime)
 
     private StoredResponse? CheckEdit(PendingConfirmation pending, string edited)
     {
-        ToolCallValidationResult revalidated = runtime.Validator.Validate(new ProposedToolCall(pending.ToolCallId, pending.ToolName, edited), pending.Position);
-        if (revalidated.Rejected is { } rejected)
+        EditCheck check = Recheck(runtime.Validator, pending, edited);
+        if (check.Invalid is { } rejected)
         {
             return ApiResponses.Problem(422, "Edited arguments invalid", rejected.Message, new Dictionary<string, object?>
             {
@@ -111,11 +111,7 @@ internal sealed class ConfirmationDecider(ConversationRuntime runtime)
             });
         }
 
-        // The pending arguments are shown redacted; when nothing was redacted they are the real ones, so the resource
-        // check can be made here. Otherwise the turn makes it (and records a refusal) when the decision arrives.
-        if (!pending.Arguments.Contains("[REDACTED", StringComparison.Ordinal)
-            && runtime.Validator.Validate(new ProposedToolCall(pending.ToolCallId, pending.ToolName, pending.Arguments), pending.Position).Valid is { } original
-            && !original.ResourceKeys.SequenceEqual(revalidated.Valid!.ResourceKeys, StringComparer.Ordinal))
+        if (check.ChangesResource)
         {
             return ApiResponses.Problem(422, "Edit changes the resource", "Edited arguments may not name another resource than the call that was proposed (for example another order).", new Dictionary<string, object?>
             {
@@ -125,4 +121,27 @@ internal sealed class ConfirmationDecider(ConversationRuntime runtime)
 
         return null;
     }
+
+    /// <summary>
+    /// Re-validates edited arguments of <paramref name="pending"/> in full (the turn does it again; here the caller gets
+    /// the errors), for every decision path (approvals endpoint, webhook, CLI).
+    /// </summary>
+    internal static EditCheck Recheck(ToolCallValidator validator, PendingConfirmation pending, string edited)
+    {
+        ToolCallValidationResult revalidated = validator.Validate(new ProposedToolCall(pending.ToolCallId, pending.ToolName, edited), pending.Position);
+        if (revalidated.Rejected is { } rejected)
+        {
+            return new EditCheck(null, rejected, ChangesResource: false);
+        }
+
+        // The pending arguments are shown redacted; when nothing was redacted they are the real ones, so the resource
+        // check can be made here. Otherwise the turn makes it (and records a refusal) when the decision arrives.
+        bool changesResource = !pending.Arguments.Contains("[REDACTED", StringComparison.Ordinal)
+            && validator.Validate(new ProposedToolCall(pending.ToolCallId, pending.ToolName, pending.Arguments), pending.Position).Valid is { } original
+            && !original.ResourceKeys.SequenceEqual(revalidated.Valid!.ResourceKeys, StringComparer.Ordinal);
+        return new EditCheck(revalidated.Valid, null, changesResource);
+    }
 }
+
+/// <summary>What re-validating edited arguments found: the valid call, or why they are invalid; and whether they name another resource.</summary>
+internal sealed record EditCheck(ValidatedToolCall? Valid, RejectedToolCall? Invalid, bool ChangesResource);

@@ -53,15 +53,9 @@ internal sealed class RetentionCleanupService : BackgroundService
         var targets = new List<CleanupTarget> { new("idempotency keys and webhook ids", ledger.DeleteExpiredAsync) };
         // Its own instance over the same file or table as the worker's: a purge is a plain conditional delete.
         IToolCallJournal? journal = HostTurnOptions.Journal(options.Settings, options.DataSource);
-        Func<int, CancellationToken, Task<int>>? purge = journal switch
+        if (journal is IPurgeableToolCallJournal purgeable)
         {
-            SqliteToolCallJournal sqlite => (max, ct) => sqlite.PurgeAsync(time.GetUtcNow() - api.ToolCallJournalRetention, max, ct),
-            TableToolCallJournal table => (max, ct) => table.PurgeAsync(time.GetUtcNow() - api.ToolCallJournalRetention, max, ct),
-            _ => null,
-        };
-        if (purge is not null)
-        {
-            targets.Add(new CleanupTarget("tool-call journal entries", purge));
+            targets.Add(new CleanupTarget("tool-call journal entries", (max, ct) => purgeable.PurgeAsync(time.GetUtcNow() - api.ToolCallJournalRetention, max, ct)));
         }
 
         return new RetentionCleanupService(targets, api.CleanupInterval, api.CleanupBatchSize, time, loggerFactory.CreateLogger("Orchestrator.Host.Api.Retention"), journal as IDisposable);

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Logging.Abstractions;
 using Orchestrator.Agents;
+using Orchestrator.Host.Api;
 
 namespace Orchestrator.Host.Cli;
 
@@ -80,7 +81,7 @@ internal static class DecideCommand
         string? shownEdit = null;
         if (edit is not null)
         {
-            EditCheck check = await CheckEditAsync(pending, edit, settings, a.Db, context, cancellationToken).ConfigureAwait(false);
+            SealedEdit check = await CheckEditAsync(pending, edit, settings, a.Db, context, cancellationToken).ConfigureAwait(false);
             if (check.Refusal is { } refusal)
             {
                 return await RefuseAsync(a.Json, name, refusal.Code, refusal.Why, stdout, stderr).ConfigureAwait(false);
@@ -131,31 +132,26 @@ internal static class DecideCommand
     /// Validates edited arguments in full with the agent's tools (the turn does it again; here the caller gets the
     /// errors) and seals their sensitive values with the hub's key, so the decision event stored in history holds none.
     /// </summary>
-    private static async Task<EditCheck> CheckEditAsync(PendingConfirmation pending, string edit, HostSettings settings, string? db, CliContext context, CancellationToken cancellationToken)
+    private static async Task<SealedEdit> CheckEditAsync(PendingConfirmation pending, string edit, HostSettings settings, string? db, CliContext context, CancellationToken cancellationToken)
     {
         await using HostAgentRuntime agent = await context.AgentFactory(settings, NullLoggerFactory.Instance, cancellationToken).ConfigureAwait(false);
         ToolRegistry tools = agent.Agent.Tools;
-        var validator = new ToolCallValidator(tools);
-        ToolCallValidationResult revalidated = validator.Validate(new ProposedToolCall(pending.ToolCallId, pending.ToolName, edit), pending.Position);
-        if (revalidated.Rejected is { } rejected)
+        EditCheck check = ConfirmationDecider.Recheck(new ToolCallValidator(tools), pending, edit);
+        if (check.Invalid is { } rejected)
         {
             string errors = string.Join("; ", rejected.Errors.Select(e => $"{e.Argument}: {e.Problem}"));
-            return new EditCheck(null, null, ("edited_arguments_invalid", $"the edited arguments are invalid: {rejected.Message}{(errors.Length == 0 ? string.Empty : $" ({errors})")}; nothing was sent"));
+            return new SealedEdit(null, null, ("edited_arguments_invalid", $"the edited arguments are invalid: {rejected.Message}{(errors.Length == 0 ? string.Empty : $" ({errors})")}; nothing was sent"));
         }
 
-        // The pending arguments are shown redacted; when nothing was redacted the resource check can be made here,
-        // otherwise the turn makes it (and records a refusal) when the decision arrives.
-        if (!pending.Arguments.Contains("[REDACTED", StringComparison.Ordinal)
-            && validator.Validate(new ProposedToolCall(pending.ToolCallId, pending.ToolName, pending.Arguments), pending.Position).Valid is { } original
-            && !original.ResourceKeys.SequenceEqual(revalidated.Valid!.ResourceKeys, StringComparer.Ordinal))
+        if (check.ChangesResource)
         {
-            return new EditCheck(null, null, ("edit_changes_resource", "edited arguments may not name another resource than the call that was proposed (for example another order); nothing was sent"));
+            return new SealedEdit(null, null, ("edit_changes_resource", "edited arguments may not name another resource than the call that was proposed (for example another order); nothing was sent"));
         }
 
         // Only an existing key: a SQLite store whose worker generated none seals nothing, and one made here could not be opened there.
         SensitiveValueProtector? protector = HostTurnOptions.SensitiveValues(settings, db, createLocalKey: false);
         string sealedEdit = protector is null ? edit : TurnConfirmations.SealEditedArguments(protector, tools, pending.ToolName, edit);
-        return new EditCheck(sealedEdit, revalidated.Valid!.RedactedArguments, null);
+        return new SealedEdit(sealedEdit, check.Valid!.RedactedArguments, null);
     }
 
     /// <summary>The longest edit read from a file or standard input; a decision body is small.</summary>
@@ -222,7 +218,7 @@ internal static class DecideCommand
             : text;
     }
 
-    private sealed record EditCheck(string? Sealed, string? Redacted, (string Code, string Why)? Refusal);
+    private sealed record SealedEdit(string? Sealed, string? Redacted, (string Code, string Why)? Refusal);
 
     private static async Task<int> RefuseAsync(bool json, string name, string code, string why, TextWriter stdout, TextWriter stderr)
     {
