@@ -325,23 +325,18 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
         private readonly OrchestrationContextImpl context;
         private Task<object?>? orchestratorTask;
         private Completion? completion;
-        private DateTimeOffset now;
 
         public Run(DurableTaskRegistry registry, DataConverter converter, ExecutionStartedEvent started, DateTimeOffset now)
         {
             this.registry = registry;
             this.converter = converter;
             this.started = started;
-            this.now = now;
+            this.Now = now;
             this.context = new OrchestrationContextImpl(started, converter);
         }
 
         /// <summary>The episode's clock: timestamps of the events it records.</summary>
-        public DateTimeOffset Now
-        {
-            get => this.now;
-            set => this.now = value;
-        }
+        public DateTimeOffset Now { get; set; }
 
         public void Replay(IReadOnlyList<HistoryEvent> past, IReadOnlyList<HistoryEvent> episode)
         {
@@ -349,7 +344,7 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
             {
                 // The orchestrator starts on ExecutionStarted, which precedes the first
                 // OrchestratorStarted: without this, its first steps would read DateTime.MinValue.
-                this.context.CurrentUtc = past.Concat(episode).OfType<OrchestratorStartedEvent>().FirstOrDefault()?.Timestamp ?? this.now;
+                this.context.CurrentUtc = past.Concat(episode).OfType<OrchestratorStartedEvent>().FirstOrDefault()?.Timestamp ?? this.Now;
                 this.context.IsReplayingInternal = true;
                 foreach (HistoryEvent e in past)
                 {
@@ -409,7 +404,7 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
             {
                 foreach (OrchestrationContextImpl.PendingAction action in this.context.PendingActions.Values)
                 {
-                    HistoryEvent e = action.Event with { Timestamp = this.now };
+                    HistoryEvent e = action.Event with { Timestamp = this.Now };
                     newEvents.Add(e);
                     outbox.Add(this.MessageFor(instanceId, executionId, e));
                 }
@@ -426,7 +421,7 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
                 if (c.Status == OrchestrationRuntimeStatus.ContinuedAsNew)
                 {
                     string newExecutionId = DeterministicGuid.Create($"{instanceId}|{executionId}|continue").ToString("N");
-                    newEvents.Add(new ContinueAsNewEvent { Timestamp = this.now, Input = c.Output, NewExecutionId = newExecutionId });
+                    newEvents.Add(new ContinueAsNewEvent { Timestamp = this.Now, Input = c.Output, NewExecutionId = newExecutionId });
                     outbox.Add(new TaskMessage
                     {
                         MessageId = TaskMessage.ContinueId(instanceId, newExecutionId),
@@ -434,7 +429,7 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
                         ExecutionId = newExecutionId,
                         Event = new ExecutionStartedEvent
                         {
-                            Timestamp = this.now,
+                            Timestamp = this.Now,
                             Name = this.started.Name,
                             InstanceId = instanceId,
                             ExecutionId = newExecutionId,
@@ -453,7 +448,7 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
                                 MessageId = id,
                                 InstanceId = instanceId,
                                 ExecutionId = newExecutionId,
-                                Event = new EventRaisedEvent { Timestamp = this.now, Name = b.Name, Input = b.Input, MessageId = id },
+                                Event = new EventRaisedEvent { Timestamp = this.Now, Name = b.Name, Input = b.Input, MessageId = id },
                             });
                         }
                     }
@@ -463,7 +458,7 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
                 }
                 else
                 {
-                    newEvents.Add(new ExecutionCompletedEvent { Timestamp = this.now, Status = c.Status, Result = c.Output, FailureDetails = c.Failure });
+                    newEvents.Add(new ExecutionCompletedEvent { Timestamp = this.Now, Status = c.Status, Result = c.Output, FailureDetails = c.Failure });
                     if (this.started.Parent is { } parent)
                     {
                         outbox.Add(new TaskMessage
@@ -472,10 +467,10 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
                             InstanceId = parent.InstanceId,
                             ExecutionId = parent.ExecutionId,
                             Event = c.Status == OrchestrationRuntimeStatus.Completed
-                                ? new SubOrchestrationInstanceCompletedEvent { Timestamp = this.now, TaskScheduledId = parent.TaskScheduledId, Result = c.Output }
+                                ? new SubOrchestrationInstanceCompletedEvent { Timestamp = this.Now, TaskScheduledId = parent.TaskScheduledId, Result = c.Output }
                                 : new SubOrchestrationInstanceFailedEvent
                                 {
-                                    Timestamp = this.now,
+                                    Timestamp = this.Now,
                                     TaskScheduledId = parent.TaskScheduledId,
                                     FailureDetails = c.Failure ?? new TaskFailureDetails("Orchestrator.Durable.OrchestrationTerminated", $"Sub-orchestration '{instanceId}' was terminated: {c.Output}", IsNonRetriable: true),
                                 },
@@ -745,7 +740,7 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
                 ExecutionId = DeterministicGuid.Create($"{instanceId}|{executionId}|sub|{s.EventId}").ToString("N"),
                 Event = new ExecutionStartedEvent
                 {
-                    Timestamp = this.now,
+                    Timestamp = this.Now,
                     Name = s.Name,
                     InstanceId = s.InstanceId,
                     ExecutionId = DeterministicGuid.Create($"{instanceId}|{executionId}|sub|{s.EventId}").ToString("N"),

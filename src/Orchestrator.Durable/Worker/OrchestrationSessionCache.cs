@@ -35,13 +35,7 @@ internal sealed class OrchestrationSessionCache(int capacity, TimeSpan idleTimeo
         lock (this.gate)
         {
             this.EvictIdleLocked();
-            if (!this.byInstance.Remove(instanceId, out LinkedListNode<Entry>? node))
-            {
-                return null;
-            }
-
-            this.byAge.Remove(node);
-            return node.Value.Session;
+            return this.RemoveLocked(instanceId)?.Value.Session;
         }
     }
 
@@ -55,11 +49,7 @@ internal sealed class OrchestrationSessionCache(int capacity, TimeSpan idleTimeo
 
         lock (this.gate)
         {
-            if (this.byInstance.Remove(instanceId, out LinkedListNode<Entry>? old))
-            {
-                this.byAge.Remove(old);
-            }
-
+            this.RemoveLocked(instanceId);
             this.byInstance[instanceId] = this.byAge.AddLast(new Entry(instanceId, session, time.GetUtcNow()));
             while (this.byInstance.Count > capacity)
             {
@@ -75,10 +65,7 @@ internal sealed class OrchestrationSessionCache(int capacity, TimeSpan idleTimeo
     {
         lock (this.gate)
         {
-            if (this.byInstance.Remove(instanceId, out LinkedListNode<Entry>? node))
-            {
-                this.byAge.Remove(node);
-            }
+            this.RemoveLocked(instanceId);
         }
     }
 
@@ -99,6 +86,17 @@ internal sealed class OrchestrationSessionCache(int capacity, TimeSpan idleTimeo
             this.byInstance.Clear();
             this.byAge.Clear();
         }
+    }
+
+    private LinkedListNode<Entry>? RemoveLocked(string instanceId)
+    {
+        if (!this.byInstance.Remove(instanceId, out LinkedListNode<Entry>? node))
+        {
+            return null;
+        }
+
+        this.byAge.Remove(node);
+        return node;
     }
 
     private void EvictIdleLocked()
