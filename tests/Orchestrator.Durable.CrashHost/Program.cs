@@ -4,7 +4,7 @@ using Orchestrator.Durable.Worker;
 
 // A worker process for the crash-safety tests. Usage:
 //   Orchestrator.Durable.CrashHost --db <file> --log <side-effect log> [--tag <name>]
-//       [--crash-stage BeforeCommit|AfterCommit|AfterDispatch --crash-at <n>|last [--crash-instance <id>]]
+//       [--crash-stage BeforeCommit|AfterCommit|AfterDispatch|AfterCheckpoint --crash-at <n>|last [--crash-instance <id>]]
 //       [--block-instance <id> --block-task <task id>] [--free-running true]
 // Crash: in the n-th checkpoint of --crash-instance (of any instance if omitted), or in its last
 // one ("last": the episode in which the orchestrator returns), at the given stage, the host prints
@@ -14,6 +14,10 @@ using Orchestrator.Durable.Worker;
 // By default the host runs one episode at a time and starts no activity once the crashing
 // checkpoint has begun, so the state at the kill is exactly known; with --free-running true it
 // runs at full concurrency and keeps working on everything else until it is killed.
+// The backend writes each checkpoint in one transaction (its default), except with --crash-stage
+// AfterCommit or AfterDispatch: those stages exist only in the three-transaction protocol, which
+// the host then runs (the protocol Azure Storage uses; SQLite runs it with
+// CheckpointInOneTransaction false). AfterCheckpoint is reached only in one transaction.
 // Without crash or block arguments it just works. In every case it exits when stdin closes,
 // so a host whose test runner died does not linger.
 HostArguments a;
@@ -99,7 +103,11 @@ void OnCheckpointStage(CheckpointStage stage, string instanceId)
 }
 
 using var loggerFactory = new StderrLoggerFactory(a.Tag);
-await using var backend = new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = a.DbPath });
+await using var backend = new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions
+{
+    DataSource = a.DbPath,
+    CheckpointInOneTransaction = a.CrashStage is not (CheckpointStage.AfterCommit or CheckpointStage.AfterDispatch),
+});
 await using var worker = new DurableTaskWorker(
     backend,
     workloads.CreateRegistry(),

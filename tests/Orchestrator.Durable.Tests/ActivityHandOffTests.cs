@@ -74,11 +74,14 @@ public class ActivityHandOffTests
         Assert.Equal(0, (await backend.CountRowsAsync(default))["outbox"]);
     }
 
-    [Fact(Timeout = 30_000)]
-    public async Task Worker_CheckpointFailsAfterHandOff_ActivitiesAreAbandonedAndStillRun()
+    [Theory(Timeout = 30_000)]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Worker_CheckpointFailsAfterHandOff_ActivitiesAreAbandonedAndStillRun(bool oneTransaction)
     {
         var time = new FakeTimeProvider(T0);
-        await using var backend = new SqliteOrchestrationBackend(SqliteOrchestrationBackendOptions.InMemory(time));
+        await using var backend = new SqliteOrchestrationBackend(SqliteOrchestrationBackendOptions.InMemory(time) with { CheckpointInOneTransaction = oneTransaction });
+        CheckpointStage failAt = oneTransaction ? CheckpointStage.AfterCheckpoint : CheckpointStage.AfterDispatch;
         var client = new DurableTaskClient(backend, new DurableTaskClientOptions { TimeProvider = time, MaxPollingInterval = TimeSpan.FromMilliseconds(50) });
         int failed = 0;
         int runs = 0;
@@ -88,7 +91,7 @@ public class ActivityHandOffTests
             MaxPollingInterval = TimeSpan.FromMilliseconds(50),
             OnCheckpointStage = (stage, _) =>
             {
-                if (stage == CheckpointStage.AfterDispatch && Interlocked.Exchange(ref failed, 1) == 0)
+                if (stage == failAt && Interlocked.Exchange(ref failed, 1) == 0)
                 {
                     throw new InvalidOperationException("simulated failure after dispatch");
                 }
@@ -99,7 +102,8 @@ public class ActivityHandOffTests
         string id = await client.ScheduleNewOrchestrationInstanceAsync("Fan");
 
         // The activities were handed off and then given back unrun: they run through a normal fetch, with frozen time
-        // (no lock expiry), and the episode's consumed start message is delivered again and dropped as a duplicate.
+        // (no lock expiry). With three steps the episode's consumed start message is delivered again (the release never
+        // ran) and dropped as a duplicate; the one transaction had deleted it.
         await TestWait.EventuallyAsync(() => Volatile.Read(ref runs) == 3, because: "the abandoned activities run");
         time.Advance(new DurableTaskWorkerOptions().OrchestrationLockTimeout + TimeSpan.FromSeconds(1));
         using var cts = new CancellationTokenSource(TestWait.DefaultTimeout);

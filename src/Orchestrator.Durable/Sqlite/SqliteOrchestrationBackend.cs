@@ -13,7 +13,7 @@ namespace Orchestrator.Durable.Sqlite;
 /// before it is acknowledged. Several processes may share one file (SQLite's file locks serialize
 /// their writes; instance and task locks expire, so a dead process's work moves on).
 /// </summary>
-public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWorkItemSource, IActivityHandOff
+public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWorkItemSource, IActivityHandOff, IOneWriteCheckpoint
 {
     // WARNING: the schema is a persisted format. Change it only with a migration keyed on
     // schema_info.version and a test that opens a database written by the previous version.
@@ -512,66 +512,18 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
     {
         var itemState = (WorkItemState)workItem.BackendState!;
         long now = this.Now;
-        var events = checkpoint.NewEvents.Select(e => (e.EventType, HistorySerializer.Serialize(e))).ToList();
-        var outbox = checkpoint.Outbox.Select(m => (m.MessageId, m.InstanceId, HistorySerializer.Serialize(m))).ToList();
-        InstanceState state = checkpoint.State;
-        string? failure = state.FailureDetails is null ? null : HistorySerializer.Serialize(state.FailureDetails);
+        var write = new CheckpointWrite(checkpoint);
         int historyCount = await this.executor.RunAsync(
             x =>
             {
-                // The state update doubles as the lock check: it matches no row unless this work item
-                // still holds the lock, and then nothing has been written.
-                int count = (checkpoint.ReplaceHistory ? 0 : itemState.HistoryCount) + events.Count;
-                int updated = x.Execute(
-                    """
-                    UPDATE instances SET execution_id = $exec, name = $name, status = $status, input = $input, output = $output,
-                        custom_status = $custom, failure = $failure, parent_instance_id = $parent, last_updated_at = $now,
-                        completed_at = $completed, history_count = $count
-                    WHERE instance_id = $id AND lock_owner = $owner
-                    """,
-                    ("$exec", state.ExecutionId),
-                    ("$name", state.Name),
-                    ("$status", state.Status.ToString()),
-                    ("$input", state.Input),
-                    ("$output", state.Output),
-                    ("$custom", state.CustomStatus),
-                    ("$failure", failure),
-                    ("$parent", state.ParentInstanceId),
-                    ("$now", now),
-                    ("$completed", state.Status.IsTerminal() ? now : null),
-                    ("$count", count),
-                    ("$id", workItem.InstanceId),
-                    ("$owner", workItem.LockToken));
-                if (updated == 0)
-                {
-                    throw new WorkItemLockLostException(workItem.InstanceId);
-                }
-
-                int seq = itemState.HistoryCount;
-                if (checkpoint.ReplaceHistory)
-                {
-                    x.Execute("DELETE FROM history WHERE instance_id = $id", ("$id", workItem.InstanceId));
-                    seq = 0;
-                }
-
-                foreach (var (type, data) in events)
-                {
-                    // The primary key (instance, seq) refuses a second writer appending at the same position.
-                    x.Execute(
-                        "INSERT INTO history (instance_id, seq, event_type, data) VALUES ($id, $seq, $type, $data)",
-                        ("$id", workItem.InstanceId),
-                        ("$seq", seq++),
-                        ("$type", type),
-                        ("$data", data));
-                }
-
-                foreach (var (messageId, _, data) in outbox)
+                int seq = WriteCheckpoint(x, workItem, itemState, write, now);
+                foreach (OutboxRow row in write.Outbox)
                 {
                     x.Execute(
                         "INSERT OR IGNORE INTO outbox (message_id, instance_id, data) VALUES ($mid, $id, $data)",
-                        ("$mid", messageId),
+                        ("$mid", row.MessageId),
                         ("$id", workItem.InstanceId),
-                        ("$data", data));
+                        ("$data", row.Data));
                 }
 
                 return seq;
@@ -598,99 +550,13 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
             x =>
             {
                 handedOff.Clear();
-                var rows = new List<(string MessageId, string Data)>();
-                using (SqliteDataReader r = x.Query("SELECT message_id, data FROM outbox WHERE instance_id = $id", ("$id", workItem.InstanceId)))
-                {
-                    while (r.Read())
-                    {
-                        rows.Add((r.GetString(0), r.GetString(1)));
-                    }
-                }
-
-                int o = 0, a = 0;
-                foreach (var (messageId, data) in rows)
-                {
-                    // Rows this work item committed are known in memory; rows a crashed worker left are parsed.
-                    TaskMessage m = known is not null && known.TryGetValue(messageId, out TaskMessage? k) ? k : HistorySerializer.DeserializeMessage(data);
-                    if (m.IsActivityWorkItem)
-                    {
-                        long visibleAt = m.VisibleAt?.UtcTicks ?? now;
-                        if (handedOff.Count < maxActivities && visibleAt <= now && m.Event is TaskScheduledEvent scheduled && m.ExecutionId is not null)
-                        {
-                            // Enqueued already locked to the dispatching worker, as a fetch would lock it (dequeue count 1).
-                            string token = NewLockToken();
-                            if (x.Execute(
-                                "INSERT OR IGNORE INTO tasks (message_id, instance_id, visible_at, lock_owner, dequeue_count, data) VALUES ($mid, $iid, $vis, $owner, 1, $data)",
-                                ("$mid", messageId),
-                                ("$iid", m.InstanceId),
-                                ("$vis", now + activityLockTimeout.Ticks),
-                                ("$owner", token),
-                                ("$data", data)) == 1)
-                            {
-                                handedOff.Add(new ActivityWorkItem
-                                {
-                                    MessageId = messageId,
-                                    InstanceId = m.InstanceId,
-                                    ExecutionId = m.ExecutionId,
-                                    Event = scheduled,
-                                    LockToken = token,
-                                    DequeueCount = 1,
-                                });
-                            }
-                            else
-                            {
-                                a++;
-                            }
-
-                            continue;
-                        }
-
-                        x.Execute(
-                            "INSERT OR IGNORE INTO tasks (message_id, instance_id, visible_at, data) VALUES ($mid, $iid, $vis, $data)",
-                            ("$mid", messageId),
-                            ("$iid", m.InstanceId),
-                            ("$vis", visibleAt),
-                            ("$data", data));
-                        a++;
-                        continue;
-                    }
-
-                    if (m.Event is ExecutionStartedEvent started)
-                    {
-                        if (!EnsureSubOrchestrationInstance(x, started, now, isOwnRestart: m.InstanceId == workItem.InstanceId))
-                        {
-                            continue;
-                        }
-                    }
-                    else if (x.Scalar("SELECT 1 FROM instances WHERE instance_id = $id", ("$id", m.InstanceId)) is null)
-                    {
-                        // The target was purged; its messages have nowhere to go.
-                        continue;
-                    }
-
-                    x.Execute(
-                        "INSERT OR IGNORE INTO inbox (message_id, instance_id, visible_at, data) VALUES ($mid, $iid, $vis, $data)",
-                        ("$mid", messageId),
-                        ("$iid", m.InstanceId),
-                        ("$vis", m.VisibleAt?.UtcTicks ?? now),
-                        ("$data", data));
-                    o++;
-                }
-
+                List<OutboxRow> rows = ReadOutbox(x, workItem.InstanceId, known);
+                var routed = DispatchRows(x, workItem.InstanceId, rows, maxActivities, activityLockTimeout, now, handedOff);
                 x.Execute("DELETE FROM outbox WHERE instance_id = $id", ("$id", workItem.InstanceId));
-                return (o, a);
+                return routed;
             },
             cancellationToken).ConfigureAwait(false);
-        if (orchestrations > 0)
-        {
-            this.orchestrationSignal.Set();
-        }
-
-        if (activities > 0)
-        {
-            this.activitySignal.Set();
-        }
-
+        this.Signal(orchestrations > 0, activities > 0);
         return handedOff;
     }
 
@@ -698,25 +564,53 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
     public async Task ReleaseOrchestrationWorkItemAsync(OrchestrationWorkItem workItem, IReadOnlyCollection<string> consumedMessageIds, CancellationToken cancellationToken)
     {
         long now = this.Now;
-        bool more = await this.executor.RunAsync(
+        bool more = await this.executor.RunAsync(x => Release(x, workItem, consumedMessageIds, now), cancellationToken).ConfigureAwait(false);
+        this.Signal(more, activities: false);
+    }
+
+    /// <inheritdoc/>
+    public bool CheckpointsInOneWrite => this.options.CheckpointInOneTransaction;
+
+    /// <inheritdoc/>
+    public async Task<IReadOnlyList<ActivityWorkItem>> CheckpointAsync(
+        OrchestrationWorkItem workItem,
+        OrchestrationCheckpoint? checkpoint,
+        IReadOnlyCollection<string> consumedMessageIds,
+        int maxActivities,
+        TimeSpan activityLockTimeout,
+        CancellationToken cancellationToken)
+    {
+        var itemState = (WorkItemState)workItem.BackendState!;
+        long now = this.Now;
+        CheckpointWrite? write = checkpoint is null ? null : new CheckpointWrite(checkpoint);
+        var handedOff = new List<ActivityWorkItem>();
+        var (historyCount, orchestrations, activities, more) = await this.executor.RunAsync(
             x =>
             {
-                foreach (string id in consumedMessageIds)
+                handedOff.Clear();
+                int seq = write is null ? itemState.HistoryCount : WriteCheckpoint(x, workItem, itemState, write, now);
+
+                // Rows a crashed three-step checkpoint left go first; this checkpoint's outbox is routed from memory
+                // and never written to the outbox table.
+                List<OutboxRow> rows = ReadOutbox(x, workItem.InstanceId, itemState.Outbox);
+                if (rows.Count > 0)
                 {
-                    x.Execute("DELETE FROM inbox WHERE message_id = $mid AND instance_id = $iid", ("$mid", id), ("$iid", workItem.InstanceId));
+                    x.Execute("DELETE FROM outbox WHERE instance_id = $id", ("$id", workItem.InstanceId));
                 }
 
-                x.Execute(
-                    "UPDATE instances SET lock_owner = NULL, lock_expires_at = NULL WHERE instance_id = $id AND lock_owner = $owner",
-                    ("$id", workItem.InstanceId),
-                    ("$owner", workItem.LockToken));
-                return x.Scalar("SELECT 1 FROM inbox WHERE instance_id = $id AND visible_at <= $now LIMIT 1", ("$id", workItem.InstanceId), ("$now", now)) is not null;
+                if (write is not null)
+                {
+                    rows.AddRange(write.Outbox);
+                }
+
+                var (o, a) = DispatchRows(x, workItem.InstanceId, rows, maxActivities, activityLockTimeout, now, handedOff);
+                return (seq, o, a, Release(x, workItem, consumedMessageIds, now));
             },
             cancellationToken).ConfigureAwait(false);
-        if (more)
-        {
-            this.orchestrationSignal.Set();
-        }
+        itemState.HistoryCount = historyCount;
+        itemState.Outbox = null;
+        this.Signal(orchestrations > 0 || more, activities > 0);
+        return handedOff;
     }
 
     /// <inheritdoc/>
@@ -1173,6 +1067,203 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
 
         /// <summary>The outbox of the last committed checkpoint, by message id; null when empty.</summary>
         public Dictionary<string, TaskMessage>? Outbox { get; set; }
+    }
+
+    /// <summary>
+    /// Writes a checkpoint's state and history events, only if <paramref name="workItem"/> still holds the lock;
+    /// returns the history count after it.
+    /// </summary>
+    private static int WriteCheckpoint(SqliteExecutor x, OrchestrationWorkItem workItem, WorkItemState itemState, CheckpointWrite write, long now)
+    {
+        // The state update doubles as the lock check: it matches no row unless this work item
+        // still holds the lock, and then nothing has been written.
+        InstanceState state = write.State;
+        int count = (write.ReplaceHistory ? 0 : itemState.HistoryCount) + write.Events.Count;
+        int updated = x.Execute(
+            """
+            UPDATE instances SET execution_id = $exec, name = $name, status = $status, input = $input, output = $output,
+                custom_status = $custom, failure = $failure, parent_instance_id = $parent, last_updated_at = $now,
+                completed_at = $completed, history_count = $count
+            WHERE instance_id = $id AND lock_owner = $owner
+            """,
+            ("$exec", state.ExecutionId),
+            ("$name", state.Name),
+            ("$status", state.Status.ToString()),
+            ("$input", state.Input),
+            ("$output", state.Output),
+            ("$custom", state.CustomStatus),
+            ("$failure", write.Failure),
+            ("$parent", state.ParentInstanceId),
+            ("$now", now),
+            ("$completed", state.Status.IsTerminal() ? now : null),
+            ("$count", count),
+            ("$id", workItem.InstanceId),
+            ("$owner", workItem.LockToken));
+        if (updated == 0)
+        {
+            throw new WorkItemLockLostException(workItem.InstanceId);
+        }
+
+        int seq = itemState.HistoryCount;
+        if (write.ReplaceHistory)
+        {
+            x.Execute("DELETE FROM history WHERE instance_id = $id", ("$id", workItem.InstanceId));
+            seq = 0;
+        }
+
+        foreach (var (type, data) in write.Events)
+        {
+            // The primary key (instance, seq) refuses a second writer appending at the same position.
+            x.Execute(
+                "INSERT INTO history (instance_id, seq, event_type, data) VALUES ($id, $seq, $type, $data)",
+                ("$id", workItem.InstanceId),
+                ("$seq", seq++),
+                ("$type", type),
+                ("$data", data));
+        }
+
+        return seq;
+    }
+
+    /// <summary>The instance's outbox rows; those this work item committed come with their message, known in memory.</summary>
+    private static List<OutboxRow> ReadOutbox(SqliteExecutor x, string instanceId, Dictionary<string, TaskMessage>? known)
+    {
+        var rows = new List<OutboxRow>();
+        using SqliteDataReader r = x.Query("SELECT message_id, data FROM outbox WHERE instance_id = $id", ("$id", instanceId));
+        while (r.Read())
+        {
+            string messageId = r.GetString(0);
+            rows.Add(new OutboxRow(messageId, r.GetString(1), known is not null && known.TryGetValue(messageId, out TaskMessage? k) ? k : null));
+        }
+
+        return rows;
+    }
+
+    /// <summary>
+    /// Routes outbox rows to the task queue and the instances' inboxes; up to <paramref name="maxActivities"/> activity
+    /// work items visible now are enqueued locked to the caller and added to <paramref name="handedOff"/>. Returns how
+    /// many rows went to inboxes and how many to the task queue unlocked.
+    /// </summary>
+    private static (int Orchestrations, int Activities) DispatchRows(
+        SqliteExecutor x, string instanceId, List<OutboxRow> rows, int maxActivities, TimeSpan activityLockTimeout, long now, List<ActivityWorkItem> handedOff)
+    {
+        int o = 0, a = 0;
+        foreach (OutboxRow row in rows)
+        {
+            // Rows a crashed worker left are parsed here.
+            string messageId = row.MessageId, data = row.Data;
+            TaskMessage m = row.Message ?? HistorySerializer.DeserializeMessage(data);
+            if (m.IsActivityWorkItem)
+            {
+                long visibleAt = m.VisibleAt?.UtcTicks ?? now;
+                if (handedOff.Count < maxActivities && visibleAt <= now && m.Event is TaskScheduledEvent scheduled && m.ExecutionId is not null)
+                {
+                    // Enqueued already locked to the dispatching worker, as a fetch would lock it (dequeue count 1).
+                    string token = NewLockToken();
+                    if (x.Execute(
+                        "INSERT OR IGNORE INTO tasks (message_id, instance_id, visible_at, lock_owner, dequeue_count, data) VALUES ($mid, $iid, $vis, $owner, 1, $data)",
+                        ("$mid", messageId),
+                        ("$iid", m.InstanceId),
+                        ("$vis", now + activityLockTimeout.Ticks),
+                        ("$owner", token),
+                        ("$data", data)) == 1)
+                    {
+                        handedOff.Add(new ActivityWorkItem
+                        {
+                            MessageId = messageId,
+                            InstanceId = m.InstanceId,
+                            ExecutionId = m.ExecutionId,
+                            Event = scheduled,
+                            LockToken = token,
+                            DequeueCount = 1,
+                        });
+                    }
+                    else
+                    {
+                        a++;
+                    }
+
+                    continue;
+                }
+
+                x.Execute(
+                    "INSERT OR IGNORE INTO tasks (message_id, instance_id, visible_at, data) VALUES ($mid, $iid, $vis, $data)",
+                    ("$mid", messageId),
+                    ("$iid", m.InstanceId),
+                    ("$vis", visibleAt),
+                    ("$data", data));
+                a++;
+                continue;
+            }
+
+            if (m.Event is ExecutionStartedEvent started)
+            {
+                if (!EnsureSubOrchestrationInstance(x, started, now, isOwnRestart: m.InstanceId == instanceId))
+                {
+                    continue;
+                }
+            }
+            else if (x.Scalar("SELECT 1 FROM instances WHERE instance_id = $id", ("$id", m.InstanceId)) is null)
+            {
+                // The target was purged; its messages have nowhere to go.
+                continue;
+            }
+
+            x.Execute(
+                "INSERT OR IGNORE INTO inbox (message_id, instance_id, visible_at, data) VALUES ($mid, $iid, $vis, $data)",
+                ("$mid", messageId),
+                ("$iid", m.InstanceId),
+                ("$vis", m.VisibleAt?.UtcTicks ?? now),
+                ("$data", data));
+            o++;
+        }
+
+        return (o, a);
+    }
+
+    /// <summary>Deletes the consumed messages and unlocks; true when the instance has more deliverable messages.</summary>
+    private static bool Release(SqliteExecutor x, OrchestrationWorkItem workItem, IReadOnlyCollection<string> consumedMessageIds, long now)
+    {
+        foreach (string id in consumedMessageIds)
+        {
+            x.Execute("DELETE FROM inbox WHERE message_id = $mid AND instance_id = $iid", ("$mid", id), ("$iid", workItem.InstanceId));
+        }
+
+        x.Execute(
+            "UPDATE instances SET lock_owner = NULL, lock_expires_at = NULL WHERE instance_id = $id AND lock_owner = $owner",
+            ("$id", workItem.InstanceId),
+            ("$owner", workItem.LockToken));
+        return x.Scalar("SELECT 1 FROM inbox WHERE instance_id = $id AND visible_at <= $now LIMIT 1", ("$id", workItem.InstanceId), ("$now", now)) is not null;
+    }
+
+    private void Signal(bool orchestrations, bool activities)
+    {
+        if (orchestrations)
+        {
+            this.orchestrationSignal.Set();
+        }
+
+        if (activities)
+        {
+            this.activitySignal.Set();
+        }
+    }
+
+    /// <summary>An outbox message as stored: its id, its JSON and, when known in memory, the message itself.</summary>
+    private sealed record OutboxRow(string MessageId, string Data, TaskMessage? Message);
+
+    /// <summary>A checkpoint serialized off the store thread.</summary>
+    private sealed class CheckpointWrite(OrchestrationCheckpoint checkpoint)
+    {
+        public InstanceState State { get; } = checkpoint.State;
+
+        public bool ReplaceHistory { get; } = checkpoint.ReplaceHistory;
+
+        public string? Failure { get; } = checkpoint.State.FailureDetails is null ? null : HistorySerializer.Serialize(checkpoint.State.FailureDetails);
+
+        public List<(string EventType, string Data)> Events { get; } = checkpoint.NewEvents.Select(e => (e.EventType, HistorySerializer.Serialize(e))).ToList();
+
+        public List<OutboxRow> Outbox { get; } = checkpoint.Outbox.Select(m => new OutboxRow(m.MessageId, HistorySerializer.Serialize(m), m)).ToList();
     }
 
     private void DeleteOrphanMessages(SqliteExecutor x, long now)

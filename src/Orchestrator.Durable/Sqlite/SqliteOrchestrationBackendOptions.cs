@@ -29,6 +29,14 @@ public sealed record SqliteOrchestrationBackendOptions
     /// <summary>How long to wait for another process holding the database's write lock. Default 30 s.</summary>
     public TimeSpan BusyTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// True (default): an episode's checkpoint (its history and state, the messages it sends, the deletion of the
+    /// messages it consumed and the unlock) is written in one transaction. False: in three transactions, commit,
+    /// dispatch and release, the protocol of backends that cannot write them together (Azure Storage); a crash can
+    /// then fall between them, and the next episode finishes what it left. Both are crash-safe.
+    /// </summary>
+    public bool CheckpointInOneTransaction { get; init; } = true;
+
     /// <summary>Most messages delivered to one orchestration episode. Default 500.</summary>
     public int MaxMessagesPerWorkItem { get; init; } = 500;
 

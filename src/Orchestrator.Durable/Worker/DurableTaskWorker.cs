@@ -210,13 +210,7 @@ public sealed class DurableTaskWorker : IAsyncDisposable
     /// </summary>
     private async Task<IReadOnlyList<ActivityWorkItem>> DispatchAsync(OrchestrationWorkItem item, OrchestrationExecutionResult result, CancellationToken stop)
     {
-        int wanted = this.backend is IActivityHandOff && !stop.IsCancellationRequested ? result.Outbox.Count(m => m.IsActivityWorkItem && m.VisibleAt is null) : 0;
-        int reserved = 0;
-        while (reserved < wanted && this.activitySlots.Wait(0))
-        {
-            reserved++;
-        }
-
+        int reserved = this.backend is IActivityHandOff ? this.ReserveActivitySlots(result, stop) : 0;
         if (reserved == 0)
         {
             await this.backend.DispatchOutboxAsync(item, CancellationToken.None).ConfigureAwait(false);
@@ -234,12 +228,76 @@ public sealed class DurableTaskWorker : IAsyncDisposable
             throw;
         }
 
+        this.ReleaseUnused(reserved, handedOff);
+        return handedOff;
+    }
+
+    /// <summary>Takes a free activity slot (without waiting) for each activity the episode schedules to run now.</summary>
+    private int ReserveActivitySlots(OrchestrationExecutionResult result, CancellationToken stop)
+    {
+        int wanted = stop.IsCancellationRequested ? 0 : result.Outbox.Count(m => m.IsActivityWorkItem && m.VisibleAt is null);
+        int reserved = 0;
+        while (reserved < wanted && this.activitySlots.Wait(0))
+        {
+            reserved++;
+        }
+
+        return reserved;
+    }
+
+    private void ReleaseUnused(int reserved, IReadOnlyList<ActivityWorkItem> handedOff)
+    {
         if (handedOff.Count < reserved)
         {
             this.activitySlots.Release(reserved - handedOff.Count);
         }
+    }
 
-        return handedOff;
+    /// <summary>Runs the test hook at <paramref name="stage"/>; if it throws, the handed-off activities are given back.</summary>
+    private async Task AtStageAsync(CheckpointStage stage, OrchestrationWorkItem item, IReadOnlyList<ActivityWorkItem> handedOff)
+    {
+        try
+        {
+            this.options.OnCheckpointStage?.Invoke(stage, item.InstanceId);
+        }
+        catch
+        {
+            await this.AbandonHandedOffAsync(handedOff).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Activities the episode scheduled and the backend locked to this worker start now, without a fetch.</summary>
+    private void Start(IReadOnlyList<ActivityWorkItem> handedOff, CancellationToken stop)
+    {
+        foreach (ActivityWorkItem activity in handedOff)
+        {
+            this.Track(Task.Run(() => this.ProcessActivityAsync(activity, stop), CancellationToken.None), this.activitySlots);
+        }
+    }
+
+    /// <summary>Keeps the orchestration in memory for the instance's next episode; with nothing committed, the kept one still stands.</summary>
+    private void Keep(OrchestrationWorkItem item, OrchestrationExecutionResult result, OrchestrationSession? session, CancellationToken stop)
+    {
+        OrchestrationSession? keep = result.HasWork ? result.Session : session;
+        if (keep is not null && this.sessions is not null && !stop.IsCancellationRequested)
+        {
+            this.sessions.Put(item.InstanceId, keep);
+        }
+    }
+
+    private void LogCommitted(OrchestrationWorkItem item, OrchestrationExecutionResult result)
+    {
+        if (!result.HasWork)
+        {
+            return;
+        }
+
+        Log.EpisodeExecuted(this.logger, item.InstanceId, item.Messages.Count, result.NewEvents.Count, result.Outbox.Count, result.State!.Status);
+        if (result.State.Status == OrchestrationRuntimeStatus.Failed && result.State.FailureDetails is { } f)
+        {
+            Log.OrchestrationFailed(this.logger, item.InstanceId, f.ErrorType, f.ErrorMessage);
+        }
     }
 
     private async Task AbandonHandedOffAsync(IReadOnlyList<ActivityWorkItem> handedOff)
@@ -298,7 +356,7 @@ public sealed class DurableTaskWorker : IAsyncDisposable
     {
         bool committed = false;
 
-        // Taken out for this episode; put back only once its checkpoint is committed and released.
+        // Taken out for this episode; put back (Keep) when its checkpoint is written, before the instance is unlocked.
         OrchestrationSession? session = this.sessions?.TryTake(item.InstanceId);
         try
         {
@@ -328,48 +386,51 @@ public sealed class DurableTaskWorker : IAsyncDisposable
 
             // From here on the checkpoint runs to the end even if the worker is stopping.
             this.options.OnCheckpointStage?.Invoke(CheckpointStage.BeforeCommit, item.InstanceId);
-            if (result.HasWork)
+            OrchestrationCheckpoint? checkpoint = result.HasWork
+                ? new OrchestrationCheckpoint { ReplaceHistory = result.ReplaceHistory, NewEvents = result.NewEvents, Outbox = result.Outbox, State = result.State! }
+                : null;
+            IReadOnlyList<string> consumed = result.Consumed.Select(m => m.MessageId).ToList();
+            IReadOnlyList<ActivityWorkItem> handedOff;
+            if (this.backend is IOneWriteCheckpoint { CheckpointsInOneWrite: true } oneWrite)
             {
-                await this.backend.CommitCheckpointAsync(
-                    item,
-                    new OrchestrationCheckpoint { ReplaceHistory = result.ReplaceHistory, NewEvents = result.NewEvents, Outbox = result.Outbox, State = result.State! },
-                    CancellationToken.None).ConfigureAwait(false);
-                Log.EpisodeExecuted(this.logger, item.InstanceId, item.Messages.Count, result.NewEvents.Count, result.Outbox.Count, result.State!.Status);
-                if (result.State.Status == OrchestrationRuntimeStatus.Failed && result.State.FailureDetails is { } f)
+                // Kept before the write: once it commits, the instance is unlocked and its next episode can start at
+                // once. If the write fails, the catch below drops it again.
+                this.Keep(item, result, session, stop);
+                int reserved = this.ReserveActivitySlots(result, stop);
+                try
                 {
-                    Log.OrchestrationFailed(this.logger, item.InstanceId, f.ErrorType, f.ErrorMessage);
+                    handedOff = await oneWrite.CheckpointAsync(item, checkpoint, consumed, reserved, this.options.ActivityLockTimeout, CancellationToken.None).ConfigureAwait(false);
                 }
+                catch
+                {
+                    this.activitySlots.Release(reserved);
+                    throw;
+                }
+
+                committed = true;
+                this.ReleaseUnused(reserved, handedOff);
+                this.LogCommitted(item, result);
+                await this.AtStageAsync(CheckpointStage.AfterCheckpoint, item, handedOff).ConfigureAwait(false);
+                this.Start(handedOff, stop);
+                return;
+            }
+
+            if (checkpoint is not null)
+            {
+                await this.backend.CommitCheckpointAsync(item, checkpoint, CancellationToken.None).ConfigureAwait(false);
+                this.LogCommitted(item, result);
             }
 
             committed = true;
             this.options.OnCheckpointStage?.Invoke(CheckpointStage.AfterCommit, item.InstanceId);
-            IReadOnlyList<ActivityWorkItem> handedOff = await this.DispatchAsync(item, result, stop).ConfigureAwait(false);
-            try
-            {
-                this.options.OnCheckpointStage?.Invoke(CheckpointStage.AfterDispatch, item.InstanceId);
-            }
-            catch
-            {
-                await this.AbandonHandedOffAsync(handedOff).ConfigureAwait(false);
-                throw;
-            }
-
-            // Activities this episode scheduled and the backend locked to this worker start now, without a fetch.
-            foreach (ActivityWorkItem activity in handedOff)
-            {
-                this.Track(Task.Run(() => this.ProcessActivityAsync(activity, stop), CancellationToken.None), this.activitySlots);
-            }
+            handedOff = await this.DispatchAsync(item, result, stop).ConfigureAwait(false);
+            await this.AtStageAsync(CheckpointStage.AfterDispatch, item, handedOff).ConfigureAwait(false);
+            this.Start(handedOff, stop);
 
             // The history is committed and the instance still locked to this episode: the orchestration is kept
             // before the release, so the instance's next episode (which can only start after it) finds it.
-            // With nothing committed, the kept orchestration still stands where the stored history ends.
-            OrchestrationSession? keep = result.HasWork ? result.Session : session;
-            if (keep is not null && this.sessions is not null && !stop.IsCancellationRequested)
-            {
-                this.sessions.Put(item.InstanceId, keep);
-            }
-
-            await this.backend.ReleaseOrchestrationWorkItemAsync(item, result.Consumed.Select(m => m.MessageId).ToList(), CancellationToken.None).ConfigureAwait(false);
+            this.Keep(item, result, session, stop);
+            await this.backend.ReleaseOrchestrationWorkItemAsync(item, consumed, CancellationToken.None).ConfigureAwait(false);
         }
         catch (WorkItemLockLostException)
         {

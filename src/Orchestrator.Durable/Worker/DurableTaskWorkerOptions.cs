@@ -91,4 +91,11 @@ internal enum CheckpointStage
 
     /// <summary>The outbox is dispatched; the consumed messages are not yet deleted.</summary>
     AfterDispatch,
+
+    /// <summary>
+    /// A backend writing the checkpoint in one write (<see cref="IOneWriteCheckpoint"/>) wrote all of it; the activities
+    /// it handed to this worker have not started. Such a backend never reaches <see cref="AfterCommit"/> or
+    /// <see cref="AfterDispatch"/>.
+    /// </summary>
+    AfterCheckpoint,
 }

@@ -12,7 +12,8 @@ internal sealed record StoreSnapshot(
     IReadOnlyDictionary<string, long> Rows,
     IReadOnlyDictionary<string, OrchestrationMetadata?> Instances,
     IReadOnlyDictionary<string, IReadOnlyList<HistoryEvent>> Histories,
-    IReadOnlySet<string> CommittedResultKeys)
+    IReadOnlySet<string> CommittedResultKeys,
+    IReadOnlySet<string> LockedInstances)
 {
     public IReadOnlyList<HistoryEvent> History(string instanceId) => this.Histories.GetValueOrDefault(instanceId) ?? [];
 }
@@ -109,8 +110,21 @@ internal sealed class CrashScenario : IAsyncDisposable
             }
         }
 
+        var locked = new HashSet<string>(StringComparer.Ordinal);
+        await using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = this.DbPath, Pooling = false }.ToString()))
+        {
+            await connection.OpenAsync();
+            await using SqliteCommand cmd = connection.CreateCommand();
+            cmd.CommandText = "SELECT instance_id FROM instances WHERE lock_owner IS NOT NULL";
+            await using SqliteDataReader r = await cmd.ExecuteReaderAsync();
+            while (await r.ReadAsync())
+            {
+                locked.Add(r.GetString(0));
+            }
+        }
+
         Dictionary<string, long> rows = await this.Backend.CountRowsAsync(CancellationToken.None);
-        return new StoreSnapshot(rows, instances, histories, committed);
+        return new StoreSnapshot(rows, instances, histories, committed, locked);
     }
 
     /// <summary>Starts the worker that takes over after the kill: in this process, same registry, tagged <see cref="ResumeTag"/>.</summary>
