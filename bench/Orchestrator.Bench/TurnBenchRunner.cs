@@ -211,10 +211,12 @@ internal sealed class TurnBenchRunner(BenchOptions options)
                         SqliteExecutorStats statsBefore = sqlite.Stats;
                         (long resumedBefore, long replayedBefore) = (worker.EpisodesResumed, worker.EpisodesReplayed);
                         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+                        (long allocatedBefore, int gcsBefore, TimeSpan pausedBefore) = (GC.GetTotalAllocatedBytes(precise: false), GC.CollectionCount(0), GC.GetTotalPauseDuration());
                         long wallStart = Stopwatch.GetTimestamp();
                         (double seconds, List<double> latencies, OrchestrationMetadata[] turns) = await this.RunDurableBatchAsync(client, approver, "run", count, cancellationToken).ConfigureAwait(false);
                         double wall = Stopwatch.GetElapsedTime(wallStart).TotalSeconds;
                         double cpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds;
+                        (long allocated, int gcs, TimeSpan paused) = (GC.GetTotalAllocatedBytes(precise: false) - allocatedBefore, GC.CollectionCount(0) - gcsBefore, GC.GetTotalPauseDuration() - pausedBefore);
                         long jitted = System.Runtime.JitInfo.GetCompiledMethodCount() - jitBefore;
                         SqliteExecutorStats stats = sqlite.Stats - statsBefore;
                         var after = counters.Snapshot();
@@ -239,6 +241,9 @@ internal sealed class TurnBenchRunner(BenchOptions options)
                             ["wallSeconds"] = BenchRunner.Round(wall, 3),
                             ["jitSettleSeconds"] = BenchRunner.Round(settle, 1),
                             ["methodsJittedWhileMeasuring"] = jitted,
+                            ["allocatedKbPerTurn"] = BenchRunner.Round(allocated / 1024.0 / count, 1),
+                            ["gcCount"] = gcs,
+                            ["gcPauseMs"] = BenchRunner.Round(paused.TotalMilliseconds, 1),
                             ["timeline"] = timeline,
                         };
                         return new SideResult(seconds, latencies, done.Item1, done.Item2, done.Item3, approvals, cpuMs, wall, extra);
