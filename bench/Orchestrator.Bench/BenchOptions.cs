@@ -49,6 +49,9 @@ internal sealed record BenchOptions
           --model-latency-ms N         turn, turn-baseline: simulated latency of each model call (default 0)
           --compare-baseline           turn: also run turn-baseline in the same process and add baselineSeconds
                                        and overheadRatio (durable / baseline) to the JSON line
+          --rounds N                   turn, turn-baseline: measured batches of --count turns, one after the
+                                       other, after one warm-up; seconds and baselineSeconds are their
+                                       medians (default 5)
           --timeout SECONDS            give up after this long (default 600); exit code 1
         """;
 
@@ -84,6 +87,11 @@ internal sealed record BenchOptions
     /// <summary>turn: also run turn-baseline and report the ratio.</summary>
     public bool CompareBaseline { get; init; }
 
+    /// <summary>turn/turn-baseline: measured batches per side; the reported seconds are their median.</summary>
+    public int Rounds { get; init; } = DefaultRounds;
+
+    public const int DefaultRounds = 5;
+
     /// <summary>Whether the workload is one of the agent-turn workloads (their own runner, <see cref="TurnBenchRunner"/>).</summary>
     public bool IsTurnWorkload => Workload is "turn" or "turn-baseline";
 
@@ -99,7 +107,7 @@ internal sealed record BenchOptions
         int? count = null, warmup = null, maxOrch = null, maxAct = null, dispatchers = null, concurrency = null, cached = null;
         string? db = null;
         int workers = 1;
-        int? modelLatencyMs = null;
+        int? modelLatencyMs = null, rounds = null;
         bool compareBaseline = false;
         bool durable = true;
         TimeSpan timeout = TimeSpan.FromSeconds(600);
@@ -149,6 +157,9 @@ internal sealed record BenchOptions
                 case "--model-latency-ms":
                     modelLatencyMs = PositiveInt(a, Value(args, ref i), allowZero: true);
                     break;
+                case "--rounds":
+                    rounds = PositiveInt(a, Value(args, ref i), allowZero: false);
+                    break;
                 case "--compare-baseline":
                     compareBaseline = true;
                     break;
@@ -182,9 +193,9 @@ internal sealed record BenchOptions
         }
 
         bool turnWorkload = workload is "turn" or "turn-baseline";
-        if (!turnWorkload && (modelLatencyMs is not null || compareBaseline))
+        if (!turnWorkload && (modelLatencyMs is not null || compareBaseline || rounds is not null))
         {
-            throw new UsageException($"--model-latency-ms and --compare-baseline apply to the turn workloads only, not '{workload}'.");
+            throw new UsageException($"--model-latency-ms, --compare-baseline and --rounds apply to the turn workloads only, not '{workload}'.");
         }
 
         if (compareBaseline && workload != "turn")
@@ -254,6 +265,7 @@ internal sealed record BenchOptions
             Workers = workers,
             ModelLatencyMs = modelLatencyMs ?? 0,
             CompareBaseline = compareBaseline,
+            Rounds = rounds ?? DefaultRounds,
         };
     }
 

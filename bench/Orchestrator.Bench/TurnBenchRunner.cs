@@ -57,6 +57,8 @@ internal sealed class TurnBenchRunner(BenchOptions options)
             ["count"] = count,
             ["seconds"] = BenchRunner.Round(main.Seconds, 3),
             ["turnsPerSecond"] = BenchRunner.Round(count / main.Seconds, 1),
+            ["rounds"] = options.Rounds,
+            ["roundSeconds"] = main.RoundSeconds.Select(x => BenchRunner.Round(x, 3)).ToList(),
             ["p50Ms"] = BenchRunner.Round(BenchRunner.Percentile(main.LatenciesMs, 0.50), 1),
             ["p99Ms"] = BenchRunner.Round(BenchRunner.Percentile(main.LatenciesMs, 0.99), 1),
             ["maxMs"] = BenchRunner.Round(main.LatenciesMs.Max(), 1),
@@ -72,7 +74,7 @@ internal sealed class TurnBenchRunner(BenchOptions options)
             ["writes"] = main.Writes,
             ["approvals"] = main.Approvals,
             ["cpuPercent"] = BenchRunner.Round(100.0 * main.CpuMs / 1000 / main.WallSeconds, 1),
-            ["cpuMsPerTurn"] = BenchRunner.Round(main.CpuMs / count, 2),
+            ["cpuMsPerTurn"] = BenchRunner.Round(main.CpuMs / main.Turns, 2),
         };
         foreach (var (k, v) in main.Extra)
         {
@@ -88,6 +90,7 @@ internal sealed class TurnBenchRunner(BenchOptions options)
 
             double baseP50 = BenchRunner.Percentile(b.LatenciesMs, 0.50);
             result["baselineSeconds"] = BenchRunner.Round(b.Seconds, 3);
+            result["baselineRoundSeconds"] = b.RoundSeconds.Select(x => BenchRunner.Round(x, 3)).ToList();
             result["overheadRatio"] = BenchRunner.Round(d.Seconds / b.Seconds, 4);
             result["baselineP50Ms"] = BenchRunner.Round(baseP50, 1);
             result["baselineP99Ms"] = BenchRunner.Round(BenchRunner.Percentile(b.LatenciesMs, 0.99), 1);
@@ -96,7 +99,7 @@ internal sealed class TurnBenchRunner(BenchOptions options)
             result["baselineToolCalls"] = b.ToolCalls;
             result["baselineWrites"] = b.Writes;
             result["baselineApprovals"] = b.Approvals;
-            result["baselineCpuMsPerTurn"] = BenchRunner.Round(b.CpuMs / count, 2);
+            result["baselineCpuMsPerTurn"] = BenchRunner.Round(b.CpuMs / b.Turns, 2);
             result["baselineClient"] = b.Extra["client"];
             result["baselineMethodsJittedWhileMeasuring"] = b.Extra["methodsJittedWhileMeasuring"];
         }
@@ -203,7 +206,8 @@ internal sealed class TurnBenchRunner(BenchOptions options)
                         }
 
                         double settle = await SettleJitAsync(cancellationToken).ConfigureAwait(false);
-                        BenchRunner.Progress($"turn measuring: {count} turns");
+                        int rounds = options.Rounds;
+                        BenchRunner.Progress($"turn measuring: {rounds} rounds of {count} turns");
                         long jitBefore = System.Runtime.JitInfo.GetCompiledMethodCount();
                         var before = counters.Snapshot();
                         int approvalsBefore = approver.Approvals;
@@ -213,7 +217,17 @@ internal sealed class TurnBenchRunner(BenchOptions options)
                         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
                         (long allocatedBefore, int gcsBefore, TimeSpan pausedBefore) = (GC.GetTotalAllocatedBytes(precise: false), GC.CollectionCount(0), GC.GetTotalPauseDuration());
                         long wallStart = Stopwatch.GetTimestamp();
-                        (double seconds, List<double> latencies, OrchestrationMetadata[] turns) = await this.RunDurableBatchAsync(client, approver, "run", count, cancellationToken).ConfigureAwait(false);
+                        var roundSeconds = new List<double>(rounds);
+                        var latencies = new List<double>(count * rounds);
+                        var turns = new List<OrchestrationMetadata>(count * rounds);
+                        for (int r = 1; r <= rounds; r++)
+                        {
+                            (double roundSecs, List<double> roundLatencies, OrchestrationMetadata[] roundTurns) = await this.RunDurableBatchAsync(client, approver, $"run{r}", count, cancellationToken).ConfigureAwait(false);
+                            roundSeconds.Add(roundSecs);
+                            latencies.AddRange(roundLatencies);
+                            turns.AddRange(roundTurns);
+                        }
+
                         double wall = Stopwatch.GetElapsedTime(wallStart).TotalSeconds;
                         double cpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds;
                         (long allocated, int gcs, TimeSpan paused) = (GC.GetTotalAllocatedBytes(precise: false) - allocatedBefore, GC.CollectionCount(0) - gcsBefore, GC.GetTotalPauseDuration() - pausedBefore);
@@ -222,7 +236,8 @@ internal sealed class TurnBenchRunner(BenchOptions options)
                         var after = counters.Snapshot();
                         var done = (after.Model - before.Model, after.Tools - before.Tools, after.Writes - before.Writes);
                         int approvals = approver.Approvals - approvalsBefore;
-                        CheckCounts("turn", count, done, approvals);
+                        int measured = count * rounds;
+                        CheckCounts("turn", measured, done, approvals);
                         var histories = await Task.WhenAll(turns.Select(async m => (await client.GetHistoryAsync(m.InstanceId, cancellationToken).ConfigureAwait(false), m.CompletedAt!.Value))).ConfigureAwait(false);
                         Dictionary<string, object?> timeline = TurnTimeline.Summarize(histories, latency);
                         var approvalLatencies = approver.LatenciesMs.Skip(approvalsBefore).ToList();
@@ -230,7 +245,7 @@ internal sealed class TurnBenchRunner(BenchOptions options)
                         {
                             ["synchronous"] = options.DurableCommits ? "FULL" : "NORMAL",
                             ["transactions"] = stats.Transactions,
-                            ["operationsPerTurn"] = BenchRunner.Round((double)stats.Operations / count, 1),
+                            ["operationsPerTurn"] = BenchRunner.Round((double)stats.Operations / measured, 1),
                             ["maxCachedOrchestrations"] = workerOptions.MaxCachedOrchestrations,
                             ["episodesResumed"] = worker.EpisodesResumed - resumedBefore,
                             ["episodesReplayed"] = worker.EpisodesReplayed - replayedBefore,
@@ -241,12 +256,12 @@ internal sealed class TurnBenchRunner(BenchOptions options)
                             ["wallSeconds"] = BenchRunner.Round(wall, 3),
                             ["jitSettleSeconds"] = BenchRunner.Round(settle, 1),
                             ["methodsJittedWhileMeasuring"] = jitted,
-                            ["allocatedKbPerTurn"] = BenchRunner.Round(allocated / 1024.0 / count, 1),
+                            ["allocatedKbPerTurn"] = BenchRunner.Round(allocated / 1024.0 / measured, 1),
                             ["gcCount"] = gcs,
                             ["gcPauseMs"] = BenchRunner.Round(paused.TotalMilliseconds, 1),
                             ["timeline"] = timeline,
                         };
-                        return new SideResult(seconds, latencies, done.Item1, done.Item2, done.Item3, approvals, cpuMs, wall, extra);
+                        return SideResult.FromRounds(roundSeconds, latencies, done, approvals, cpuMs, wall, extra);
                     }
                     finally
                     {
@@ -330,20 +345,29 @@ internal sealed class TurnBenchRunner(BenchOptions options)
         }
 
         double settle = await SettleJitAsync(cancellationToken).ConfigureAwait(false);
-        BenchRunner.Progress($"turn-baseline measuring: {count} turns");
+        int rounds = options.Rounds;
+        BenchRunner.Progress($"turn-baseline measuring: {rounds} rounds of {count} turns");
         long jitBefore = System.Runtime.JitInfo.GetCompiledMethodCount();
         var before = counters.Snapshot();
         int approvalsBefore = agent.ApprovalsGiven;
         var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
         long wallStart = Stopwatch.GetTimestamp();
-        (double seconds, List<double> latencies) = await this.RunBaselineBatchAsync(agent, "run", count, cancellationToken).ConfigureAwait(false);
+        var roundSeconds = new List<double>(rounds);
+        var latencies = new List<double>(count * rounds);
+        for (int r = 1; r <= rounds; r++)
+        {
+            (double roundSecs, List<double> roundLatencies) = await this.RunBaselineBatchAsync(agent, $"run{r}", count, cancellationToken).ConfigureAwait(false);
+            roundSeconds.Add(roundSecs);
+            latencies.AddRange(roundLatencies);
+        }
+
         double wall = Stopwatch.GetElapsedTime(wallStart).TotalSeconds;
         double cpuMs = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalMilliseconds;
         long jitted = System.Runtime.JitInfo.GetCompiledMethodCount() - jitBefore;
         var after = counters.Snapshot();
         var done = (after.Model - before.Model, after.Tools - before.Tools, after.Writes - before.Writes);
         int approvals = agent.ApprovalsGiven - approvalsBefore;
-        CheckCounts("turn-baseline", count, done, approvals);
+        CheckCounts("turn-baseline", count * rounds, done, approvals);
         var extra = new Dictionary<string, object?>
         {
             ["client"] = "FunctionInvokingChatClient (Microsoft.Extensions.AI), AllowConcurrentInvocation; the refund an ApprovalRequiredAIFunction",
@@ -351,7 +375,7 @@ internal sealed class TurnBenchRunner(BenchOptions options)
             ["jitSettleSeconds"] = BenchRunner.Round(settle, 1),
             ["methodsJittedWhileMeasuring"] = jitted,
         };
-        return new SideResult(seconds, latencies, done.Item1, done.Item2, done.Item3, approvals, cpuMs, wall, extra);
+        return SideResult.FromRounds(roundSeconds, latencies, done, approvals, cpuMs, wall, extra);
     }
 
     private async Task<(double Seconds, List<double> LatenciesMs)> RunBaselineBatchAsync(BaselineTurnAgent agent, string prefix, int count, CancellationToken cancellationToken)
@@ -381,8 +405,14 @@ internal sealed class TurnBenchRunner(BenchOptions options)
         return (seconds, [.. latencies]);
     }
 
+    /// <summary>
+    /// One side's measurement: <see cref="Seconds"/> is the median of <see cref="RoundSeconds"/>; latencies, counts and
+    /// CPU cover every round (<see cref="Turns"/> turns).
+    /// </summary>
     private sealed record SideResult(
         double Seconds,
+        List<double> RoundSeconds,
+        int Turns,
         List<double> LatenciesMs,
         int ModelCalls,
         int ToolCalls,
@@ -390,5 +420,9 @@ internal sealed class TurnBenchRunner(BenchOptions options)
         int Approvals,
         double CpuMs,
         double WallSeconds,
-        Dictionary<string, object?> Extra);
+        Dictionary<string, object?> Extra)
+    {
+        public static SideResult FromRounds(List<double> roundSeconds, List<double> latencies, (int Model, int Tools, int Writes) done, int approvals, double cpuMs, double wall, Dictionary<string, object?> extra) =>
+            new(BenchRunner.Percentile(roundSeconds, 0.50), roundSeconds, latencies.Count, latencies, done.Model, done.Tools, done.Writes, approvals, cpuMs, wall, extra);
+    }
 }
