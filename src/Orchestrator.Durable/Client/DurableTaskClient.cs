@@ -173,12 +173,12 @@ public sealed class DurableTaskClient
     /// <summary>Waits until the instance has started (or finished).</summary>
     /// <exception cref="OrchestrationNotFoundException">No such instance.</exception>
     public Task<OrchestrationMetadata> WaitForInstanceStartAsync(string instanceId, CancellationToken cancellationToken = default) =>
-        this.WaitAsync(instanceId, m => m.RuntimeStatus != OrchestrationRuntimeStatus.Pending, cancellationToken);
+        this.WaitAsync(instanceId, m => m.RuntimeStatus != OrchestrationRuntimeStatus.Pending, completion: false, cancellationToken);
 
     /// <summary>Waits until the instance is Completed, Failed or Terminated. Use the token for a timeout.</summary>
     /// <exception cref="OrchestrationNotFoundException">No such instance.</exception>
     public Task<OrchestrationMetadata> WaitForInstanceCompletionAsync(string instanceId, CancellationToken cancellationToken = default) =>
-        this.WaitAsync(instanceId, m => m.IsCompleted, cancellationToken);
+        this.WaitAsync(instanceId, m => m.IsCompleted, completion: true, cancellationToken);
 
     /// <summary>Deletes a finished instance with its history.</summary>
     /// <returns>False when no such instance exists.</returns>
@@ -208,12 +208,17 @@ public sealed class DurableTaskClient
         }
     }
 
-    private async Task<OrchestrationMetadata> WaitAsync(string instanceId, Func<OrchestrationMetadata, bool> done, CancellationToken cancellationToken)
+    private async Task<OrchestrationMetadata> WaitAsync(string instanceId, Func<OrchestrationMetadata, bool> done, bool completion, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(instanceId);
-        TimeSpan delay = TimeSpan.FromMilliseconds(5);
+        IInstanceCompletionSignal? signal = completion ? this.backend as IInstanceCompletionSignal : null;
+
+        // With a signal the poll is only the fallback, so it runs at the longest interval from the start.
+        TimeSpan delay = signal is null ? TimeSpan.FromMilliseconds(5) : this.options.MaxPollingInterval;
         while (true)
         {
+            // Listening starts before the read, so a completion committed between the read and the wait is not missed.
+            Task signalled = signal?.WaitForCompletionAsync(instanceId, delay, cancellationToken) ?? Task.CompletedTask;
             OrchestrationMetadata m = await this.backend.GetInstanceAsync(instanceId, cancellationToken).ConfigureAwait(false)
                 ?? throw new OrchestrationNotFoundException(instanceId);
             if (done(m))
@@ -221,8 +226,10 @@ public sealed class DurableTaskClient
                 return m;
             }
 
-            // Polling runs on real time even when the orchestrations' clock is a fake one.
-            await Task.Delay(delay, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            // Polling runs on real time even when the orchestrations' clock is a fake one. A backend that signals
+            // completions in this process ends the wait early; the poll stays for everything else (another process
+            // finished it, a purge).
+            await (signal is null ? Task.Delay(delay, TimeProvider.System, cancellationToken) : signalled).ConfigureAwait(false);
             delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, this.options.MaxPollingInterval.Ticks));
         }
     }

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
 using Orchestrator.Durable.Backend;
@@ -13,7 +14,7 @@ namespace Orchestrator.Durable.Sqlite;
 /// before it is acknowledged. Several processes may share one file (SQLite's file locks serialize
 /// their writes; instance and task locks expire, so a dead process's work moves on).
 /// </summary>
-public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWorkItemSource, IActivityHandOff, IOneWriteCheckpoint
+public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWorkItemSource, IActivityHandOff, IOneWriteCheckpoint, IInstanceCompletionSignal
 {
     // WARNING: the schema is a persisted format. Change it only with a migration keyed on
     // schema_info.version and a test that opens a database written by the previous version.
@@ -84,6 +85,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
     private readonly SqliteExecutor executor;
     private readonly WorkSignal orchestrationSignal = new();
     private readonly WorkSignal activitySignal = new();
+    private readonly ConcurrentDictionary<string, TaskCompletionSource> completionWaiters = new(StringComparer.Ordinal);
     private int disposed;
 
     /// <summary>Opens (and if needed creates) the database.</summary>
@@ -532,6 +534,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
 
         // Only once committed: the next checkpoint appends after these events, and dispatch can route
         // this checkpoint's outbox rows without parsing them again.
+        this.SignalIfFinished(workItem.InstanceId, write);
         itemState.HistoryCount = historyCount;
         itemState.Outbox = checkpoint.Outbox.Count == 0 ? null : checkpoint.Outbox.ToDictionary(m => m.MessageId, StringComparer.Ordinal);
     }
@@ -610,6 +613,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
         itemState.HistoryCount = historyCount;
         itemState.Outbox = null;
         this.Signal(orchestrations > 0 || more, activities > 0);
+        this.SignalIfFinished(workItem.InstanceId, write);
         return handedOff;
     }
 
@@ -1234,6 +1238,40 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
             ("$id", workItem.InstanceId),
             ("$owner", workItem.LockToken));
         return x.Scalar("SELECT 1 FROM inbox WHERE instance_id = $id AND visible_at <= $now LIMIT 1", ("$id", workItem.InstanceId), ("$now", now)) is not null;
+    }
+
+    /// <summary>Instances some caller is waiting on right now; for tests.</summary>
+    internal int CompletionWaiterCount => this.completionWaiters.Count;
+
+    /// <inheritdoc/>
+    public async Task WaitForCompletionAsync(string instanceId, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        TaskCompletionSource waiter = this.completionWaiters.GetOrAdd(instanceId, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        try
+        {
+            await waiter.Task.WaitAsync(timeout, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            // The caller polls now.
+        }
+        finally
+        {
+            // Dropped unless signalled meanwhile, so an instance nobody finishes leaves nothing behind; another waiter
+            // sharing it falls back to its own poll.
+            if (!waiter.Task.IsCompleted)
+            {
+                this.completionWaiters.TryRemove(new KeyValuePair<string, TaskCompletionSource>(instanceId, waiter));
+            }
+        }
+    }
+
+    private void SignalIfFinished(string instanceId, CheckpointWrite? write)
+    {
+        if (write is not null && write.State.Status.IsTerminal() && this.completionWaiters.TryRemove(instanceId, out TaskCompletionSource? waiter))
+        {
+            waiter.TrySetResult();
+        }
     }
 
     private void Signal(bool orchestrations, bool activities)
