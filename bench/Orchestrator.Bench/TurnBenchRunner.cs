@@ -246,6 +246,8 @@ internal sealed class TurnBenchRunner(BenchOptions options)
                             ["synchronous"] = options.DurableCommits ? "FULL" : "NORMAL",
                             ["transactions"] = stats.Transactions,
                             ["operationsPerTurn"] = BenchRunner.Round((double)stats.Operations / measured, 1),
+                            ["storeBusyMsPerTurn"] = BenchRunner.Round(stats.BusyTime.TotalMilliseconds / measured, 2),
+                            ["storeCommitMsPerTurn"] = BenchRunner.Round(stats.CommitTime.TotalMilliseconds / measured, 2),
                             ["maxCachedOrchestrations"] = workerOptions.MaxCachedOrchestrations,
                             ["episodesResumed"] = worker.EpisodesResumed - resumedBefore,
                             ["episodesReplayed"] = worker.EpisodesReplayed - replayedBefore,
