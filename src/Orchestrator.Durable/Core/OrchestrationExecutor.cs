@@ -44,14 +44,18 @@ internal sealed record OrchestrationExecutionResult
 /// </remarks>
 internal sealed class OrchestrationSession
 {
-    internal OrchestrationSession(object run, string executionId, int episodeStartIndex, IReadOnlyList<HistoryEvent> episodeEvents)
+    internal OrchestrationSession(object run, string executionId, IReadOnlyList<HistoryEvent> past, IReadOnlyList<HistoryEvent> episodeEvents)
     {
         this.Run = run;
         this.ExecutionId = executionId;
-        this.EpisodeStartIndex = episodeStartIndex;
+        this.EpisodeStartIndex = past.Count;
         this.EpisodeStart = episodeEvents[0];
-        this.HistoryCount = episodeStartIndex + episodeEvents.Count;
+        this.HistoryCount = past.Count + episodeEvents.Count;
         this.LastEvent = episodeEvents[^1];
+        var history = new List<HistoryEvent>(this.HistoryCount);
+        history.AddRange(past);
+        history.AddRange(episodeEvents);
+        this.History = history;
     }
 
     /// <summary>The executor's replay state (opaque outside the executor).</summary>
@@ -68,6 +72,15 @@ internal sealed class OrchestrationSession
     internal int EpisodeStartIndex { get; }
 
     /// <summary>
+    /// The whole history this session stands at, once its checkpoint committed; never changed afterwards, so a backend
+    /// may hand it out as a work item's history once it checked the stored one is the same (<see cref="Kept"/>).
+    /// </summary>
+    internal IReadOnlyList<HistoryEvent> History { get; }
+
+    /// <summary>What a backend needs to check, without reading it all, that the stored history is this one.</summary>
+    internal KeptHistory Kept => new(this.ExecutionId, this.History, this.EpisodeStartIndex, this.EpisodeStart, this.LastEvent);
+
+    /// <summary>
     /// The last episode's first event (its OrchestratorStarted, stamped with this worker's clock): another
     /// worker that committed the same messages instead would have recorded another one.
     /// </summary>
@@ -82,6 +95,13 @@ internal sealed class OrchestrationSession
         && history[^1].Equals(this.LastEvent)
         && history[this.EpisodeStartIndex].Equals(this.EpisodeStart);
 }
+
+/// <summary>
+/// A kept orchestration's history as a backend's fetch sees it: the stored history is this one if it belongs to the
+/// same execution, has as many events, and has the same events at <see cref="EpisodeStartIndex"/> and at its end (the
+/// check <see cref="OrchestrationSession.Continues"/> makes).
+/// </summary>
+internal sealed record KeptHistory(string ExecutionId, IReadOnlyList<HistoryEvent> Events, int EpisodeStartIndex, HistoryEvent EpisodeStart, HistoryEvent LastEvent);
 
 /// <summary>
 /// Replays an orchestrator against its history plus newly arrived messages, and returns the
@@ -154,7 +174,7 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
             run.Replay(past, episode);
         }
 
-        return run.ToResult(instanceId, filter.ReplaceHistory, past.Count, episode, consumed, dropped) with { Resumed = resumed };
+        return run.ToResult(instanceId, filter.ReplaceHistory, past, episode, consumed, dropped) with { Resumed = resumed };
     }
 
     /// <summary>
@@ -394,7 +414,7 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
             }
         }
 
-        public OrchestrationExecutionResult ToResult(string instanceId, bool replaceHistory, int pastCount, List<HistoryEvent> episode, List<TaskMessage> consumed, List<string> dropped)
+        public OrchestrationExecutionResult ToResult(string instanceId, bool replaceHistory, IReadOnlyList<HistoryEvent> past, List<HistoryEvent> episode, List<TaskMessage> consumed, List<string> dropped)
         {
             var newEvents = new List<HistoryEvent>(episode);
             var outbox = new List<TaskMessage>();
@@ -485,7 +505,7 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
                 // Once this checkpoint commits, every pending action is recorded history: a replay of the next
                 // episode would match each of them against its scheduling event, which is the same as forgetting them.
                 this.context.PendingActions.Clear();
-                session = new OrchestrationSession(this, executionId, replaceHistory ? 0 : pastCount, newEvents);
+                session = new OrchestrationSession(this, executionId, replaceHistory ? [] : past, newEvents);
             }
 
             return new OrchestrationExecutionResult

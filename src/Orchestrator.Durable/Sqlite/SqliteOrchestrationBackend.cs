@@ -404,14 +404,25 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
     /// messages go to the poison table in a follow-up operation; an instance left with no readable
     /// message is unlocked again.
     /// </remarks>
-    public async Task<IReadOnlyList<OrchestrationWorkItem>> LockNextOrchestrationWorkItemsAsync(int maxCount, TimeSpan lockTimeout, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<OrchestrationWorkItem>> LockNextOrchestrationWorkItemsAsync(int maxCount, TimeSpan lockTimeout, CancellationToken cancellationToken) =>
+        this.LockNextAsync(maxCount, lockTimeout, null, cancellationToken);
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// For an instance with a kept history, only its execution id, history count and the two events the check compares
+    /// are read; if they match, the work item's history is the kept list, and if not, the whole history is read after all.
+    /// </remarks>
+    Task<IReadOnlyList<OrchestrationWorkItem>> IBatchWorkItemSource.LockNextOrchestrationWorkItemsAsync(int maxCount, TimeSpan lockTimeout, Func<string, KeptHistory?> keptHistory, CancellationToken cancellationToken) =>
+        this.LockNextAsync(maxCount, lockTimeout, keptHistory, cancellationToken);
+
+    private async Task<IReadOnlyList<OrchestrationWorkItem>> LockNextAsync(int maxCount, TimeSpan lockTimeout, Func<string, KeptHistory?>? keptHistory, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxCount, 1);
         int maxMessages = this.options.MaxMessagesPerWorkItem;
         for (int attempt = 0; attempt < 16; attempt++)
         {
             List<LockedInstance> locked = await this.executor.RunAsync(
-                x => this.LockInstances(x, maxCount, maxMessages, lockTimeout),
+                x => this.LockInstances(x, maxCount, maxMessages, lockTimeout, keptHistory),
                 cancellationToken).ConfigureAwait(false);
             if (locked.Count == 0)
             {
@@ -437,13 +448,12 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
                     }
                 }
 
-                var history = new List<HistoryEvent>(l.History.Count);
+                IReadOnlyList<HistoryEvent> history;
                 try
                 {
-                    foreach (string data in l.History)
-                    {
-                        history.Add(HistorySerializer.DeserializeEvent(data));
-                    }
+                    history = l.Kept is { } kept && KeptHistoryMatches(kept, l.History)
+                        ? kept.Events
+                        : ParseHistory(l.Kept is null ? l.History : await this.executor.RunAsync(x => ReadHistoryRows(x, l.InstanceId), cancellationToken).ConfigureAwait(false));
                 }
                 catch (JsonException ex)
                 {
@@ -985,7 +995,67 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
     }
 
     /// <summary>On the store thread: finds and locks instances with deliverable messages, and reads their rows unparsed.</summary>
-    private List<LockedInstance> LockInstances(SqliteExecutor x, int maxCount, int maxMessages, TimeSpan lockTimeout)
+    /// <summary>True if the two stored events read for <paramref name="kept"/> are the ones it has at those positions.</summary>
+    private static bool KeptHistoryMatches(KeptHistory kept, List<string> rows) =>
+        rows.Count == 2
+        && HistorySerializer.DeserializeEvent(rows[0]).Equals(kept.EpisodeStart)
+        && HistorySerializer.DeserializeEvent(rows[1]).Equals(kept.LastEvent);
+
+    private static List<HistoryEvent> ParseHistory(List<string> rows)
+    {
+        var history = new List<HistoryEvent>(rows.Count);
+        foreach (string data in rows)
+        {
+            history.Add(HistorySerializer.DeserializeEvent(data));
+        }
+
+        return history;
+    }
+
+    private static List<string> ReadHistoryRows(SqliteExecutor x, string instanceId)
+    {
+        var history = new List<string>();
+        using SqliteDataReader r = x.Query("SELECT data FROM history WHERE instance_id = $id ORDER BY seq", ("$id", instanceId));
+        while (r.Read())
+        {
+            history.Add(r.GetString(0));
+        }
+
+        return history;
+    }
+
+    /// <summary>
+    /// The two events of a kept history's check (its last episode's first event, its last event) as stored, if the
+    /// stored history has the kept one's execution and length; null otherwise.
+    /// </summary>
+    private static List<string>? ReadKeptHistoryCheck(SqliteExecutor x, string instanceId, KeptHistory kept)
+    {
+        using (SqliteDataReader r = x.Query("SELECT execution_id, history_count FROM instances WHERE instance_id = $id", ("$id", instanceId)))
+        {
+            if (!r.Read() || r.IsDBNull(0) || r.GetString(0) != kept.ExecutionId || r.GetInt64(1) != kept.Events.Count)
+            {
+                return null;
+            }
+        }
+
+        var rows = new List<string>(2);
+        using (SqliteDataReader r = x.Query(
+            "SELECT data FROM history WHERE instance_id = $id AND seq IN ($start, $last) ORDER BY seq",
+            ("$id", instanceId),
+            ("$start", kept.EpisodeStartIndex),
+            ("$last", kept.Events.Count - 1)))
+        {
+            while (r.Read())
+            {
+                rows.Add(r.GetString(0));
+            }
+        }
+
+        // One row when the last episode is a single event; the check then compares it twice.
+        return rows.Count == 1 ? [rows[0], rows[0]] : rows;
+    }
+
+    private List<LockedInstance> LockInstances(SqliteExecutor x, int maxCount, int maxMessages, TimeSpan lockTimeout, Func<string, KeptHistory?>? keptHistory)
     {
         long now = this.Now;
         long expires = now + lockTimeout.Ticks;
@@ -1045,23 +1115,20 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
                 ("$id", instanceId),
                 ("$now", now));
 
-            var history = new List<string>();
-            using (SqliteDataReader r = x.Query("SELECT data FROM history WHERE instance_id = $id ORDER BY seq", ("$id", instanceId)))
-            {
-                while (r.Read())
-                {
-                    history.Add(r.GetString(0));
-                }
-            }
-
-            locked.Add(new LockedInstance(instanceId, token, messages, history));
+            // A history the worker keeps is only checked here (off this thread); anything else is read whole.
+            KeptHistory? kept = keptHistory?.Invoke(instanceId);
+            List<string>? check = kept is null ? null : ReadKeptHistoryCheck(x, instanceId, kept);
+            locked.Add(check is null
+                ? new LockedInstance(instanceId, token, messages, ReadHistoryRows(x, instanceId), null)
+                : new LockedInstance(instanceId, token, messages, check, kept));
         }
 
         return locked;
     }
 
     /// <summary>An instance locked by <see cref="LockInstances"/>, with its rows as stored.</summary>
-    private sealed record LockedInstance(string InstanceId, string LockToken, List<(long Id, string MessageId, string Data)> Messages, List<string> History);
+    /// <remarks>With <paramref name="Kept"/>, <paramref name="History"/> holds only the two rows its check compares.</remarks>
+    private sealed record LockedInstance(string InstanceId, string LockToken, List<(long Id, string MessageId, string Data)> Messages, List<string> History, KeptHistory? Kept);
 
     /// <summary>What the backend keeps in <see cref="OrchestrationWorkItem.BackendState"/>.</summary>
     private sealed class WorkItemState

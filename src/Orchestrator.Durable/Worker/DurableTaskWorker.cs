@@ -325,7 +325,9 @@ public sealed class DurableTaskWorker : IAsyncDisposable
         IReadOnlyList<OrchestrationWorkItem> items;
         if (maxCount > 1 && this.backend is IBatchWorkItemSource batch)
         {
-            items = await batch.LockNextOrchestrationWorkItemsAsync(maxCount, this.options.OrchestrationLockTimeout, stop).ConfigureAwait(false);
+            items = this.sessions is { } kept
+                ? await batch.LockNextOrchestrationWorkItemsAsync(maxCount, this.options.OrchestrationLockTimeout, kept.PeekHistory, stop).ConfigureAwait(false)
+                : await batch.LockNextOrchestrationWorkItemsAsync(maxCount, this.options.OrchestrationLockTimeout, stop).ConfigureAwait(false);
         }
         else
         {

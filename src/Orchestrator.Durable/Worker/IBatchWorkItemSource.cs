@@ -1,3 +1,4 @@
+using Orchestrator.Durable.Core;
 using Orchestrator.Durable.Backend;
 
 namespace Orchestrator.Durable.Worker;
@@ -11,6 +12,13 @@ internal interface IBatchWorkItemSource
 {
     /// <summary>Locks up to <paramref name="maxCount"/> orchestration work items; empty when none.</summary>
     Task<IReadOnlyList<OrchestrationWorkItem>> LockNextOrchestrationWorkItemsAsync(int maxCount, TimeSpan lockTimeout, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// As <see cref="LockNextOrchestrationWorkItemsAsync(int, TimeSpan, CancellationToken)"/>; for an instance whose
+    /// history <paramref name="keptHistory"/> returns, the backend may check that the stored history is that one
+    /// (without reading it all) and then hand out that list as the work item's history.
+    /// </summary>
+    Task<IReadOnlyList<OrchestrationWorkItem>> LockNextOrchestrationWorkItemsAsync(int maxCount, TimeSpan lockTimeout, Func<string, KeptHistory?> keptHistory, CancellationToken cancellationToken);
 
     /// <summary>Locks up to <paramref name="maxCount"/> activity work items; empty when none.</summary>
     Task<IReadOnlyList<ActivityWorkItem>> LockNextActivityWorkItemsAsync(int maxCount, TimeSpan lockTimeout, CancellationToken cancellationToken);

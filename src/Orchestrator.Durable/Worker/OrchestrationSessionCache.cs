@@ -39,6 +39,18 @@ internal sealed class OrchestrationSessionCache(int capacity, TimeSpan idleTimeo
         }
     }
 
+    /// <summary>
+    /// The history of the instance's kept session, or null; leaves the session where it is. A fetch uses it to skip
+    /// reading a history the worker already holds (any thread).
+    /// </summary>
+    public KeptHistory? PeekHistory(string instanceId)
+    {
+        lock (this.gate)
+        {
+            return this.byInstance.TryGetValue(instanceId, out LinkedListNode<Entry>? node) ? node.Value.Session.Kept : null;
+        }
+    }
+
     /// <summary>Keeps the instance's session, evicting the least recently used one beyond the capacity.</summary>
     public void Put(string instanceId, OrchestrationSession session)
     {
