@@ -14,10 +14,10 @@ using Orchestrator.Durable.Worker;
 // By default the host runs one episode at a time and starts no activity once the crashing
 // checkpoint has begun, so the state at the kill is exactly known; with --free-running true it
 // runs at full concurrency and keeps working on everything else until it is killed.
-// The backend writes each checkpoint in one transaction (its default), except with --crash-stage
-// AfterCommit or AfterDispatch: those stages exist only in the three-transaction protocol, which
-// the host then runs (the protocol Azure Storage uses; SQLite runs it with
-// CheckpointInOneTransaction false). AfterCheckpoint is reached only in one transaction.
+// The backend writes each checkpoint in three transactions (its default, the protocol Azure
+// Storage runs too), except with --crash-stage AfterCheckpoint: that stage follows the one
+// transaction of CheckpointInOneTransaction, which the host then turns on. AfterCommit and
+// AfterDispatch exist only between the three.
 // Without crash or block arguments it just works. In every case it exits when stdin closes,
 // so a host whose test runner died does not linger.
 HostArguments a;
@@ -106,7 +106,7 @@ using var loggerFactory = new StderrLoggerFactory(a.Tag);
 await using var backend = new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions
 {
     DataSource = a.DbPath,
-    CheckpointInOneTransaction = a.CrashStage is not (CheckpointStage.AfterCommit or CheckpointStage.AfterDispatch),
+    CheckpointInOneTransaction = a.CrashStage == CheckpointStage.AfterCheckpoint,
 });
 await using var worker = new DurableTaskWorker(
     backend,

@@ -6,8 +6,6 @@ namespace Orchestrator.Durable.Tests.Conformance;
 /// <summary>The conformance suite against a private in-memory SQLite database per test.</summary>
 public sealed class SqliteInMemoryConformanceTests : BackendConformanceTests
 {
-    protected override bool CheckpointsInOneWrite => true;
-
     protected override IOrchestrationBackend CreateBackend(TimeProvider timeProvider) =>
         new SqliteOrchestrationBackend(SqliteOrchestrationBackendOptions.InMemory(timeProvider));
 
@@ -23,8 +21,6 @@ public sealed class SqliteInMemoryReplayOnlyConformanceTests : BackendConformanc
 {
     protected override int MaxCachedOrchestrations => 0;
 
-    protected override bool CheckpointsInOneWrite => true;
-
     protected override IOrchestrationBackend CreateBackend(TimeProvider timeProvider) =>
         new SqliteOrchestrationBackend(SqliteOrchestrationBackendOptions.InMemory(timeProvider));
 
@@ -32,13 +28,15 @@ public sealed class SqliteInMemoryReplayOnlyConformanceTests : BackendConformanc
 }
 
 /// <summary>
-/// The conformance suite with each checkpoint written in three transactions (commit, dispatch, release), the
-/// protocol of backends that cannot write them together: its crash windows between the steps stay covered on SQLite.
+/// The conformance suite with each checkpoint written in one transaction (<see cref="SqliteOrchestrationBackendOptions.CheckpointInOneTransaction"/>);
+/// the other classes run the default three.
 /// </summary>
-public sealed class SqliteInMemoryThreeStepConformanceTests : BackendConformanceTests
+public sealed class SqliteInMemoryOneTransactionConformanceTests : BackendConformanceTests
 {
+    protected override bool CheckpointsInOneWrite => true;
+
     protected override IOrchestrationBackend CreateBackend(TimeProvider timeProvider) =>
-        new SqliteOrchestrationBackend(SqliteOrchestrationBackendOptions.InMemory(timeProvider) with { CheckpointInOneTransaction = false });
+        new SqliteOrchestrationBackend(SqliteOrchestrationBackendOptions.InMemory(timeProvider) with { CheckpointInOneTransaction = true });
 
     protected override Task<long?> CountStoredRecordsAsync(IOrchestrationBackend backend) => SqliteRecords.CountAsync(backend);
 }
@@ -50,8 +48,6 @@ public sealed class SqliteInMemoryThreeStepConformanceTests : BackendConformance
 public sealed class SqliteFileConformanceTests : BackendConformanceTests, IDisposable
 {
     private readonly List<string> files = [];
-
-    protected override bool CheckpointsInOneWrite => true;
 
     protected override IOrchestrationBackend CreateBackend(TimeProvider timeProvider)
     {

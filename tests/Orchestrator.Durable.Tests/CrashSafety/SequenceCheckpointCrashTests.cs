@@ -13,9 +13,9 @@ namespace Orchestrator.Durable.Tests.CrashSafety;
 /// step k-1's result and schedules step k; #6 consumes step 5's result and completes. Step i is task
 /// id i-1. The crash host runs one episode at a time and stops starting activities once the crashing
 /// checkpoint begins, so where the kill lands is exactly known and asserted before resuming.
-/// AfterCommit and AfterDispatch fall between the three transactions of a checkpoint (the crash host
-/// then runs the backend with <c>CheckpointInOneTransaction</c> false); AfterCheckpoint follows the
-/// one transaction of the default, before the activity it handed to the host has started.
+/// AfterCommit and AfterDispatch fall between the three transactions of a checkpoint (the backend's
+/// default); AfterCheckpoint follows the one transaction of <c>CheckpointInOneTransaction</c> (the
+/// crash host turns it on for that stage), before the activity it handed to the host has started.
 /// </remarks>
 public sealed class SequenceCheckpointCrashTests(UncrashedBaseline baseline) : IClassFixture<UncrashedBaseline>
 {
