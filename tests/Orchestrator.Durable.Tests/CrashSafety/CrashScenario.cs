@@ -93,38 +93,37 @@ internal sealed class CrashScenario : IAsyncDisposable
             }
         }
 
-        await using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = this.DbPath, Pooling = false }.ToString()))
+        foreach (string messageId in await this.ReadColumnAsync("SELECT message_id FROM inbox"))
         {
-            await connection.OpenAsync();
-            await using SqliteCommand cmd = connection.CreateCommand();
-            cmd.CommandText = "SELECT message_id FROM inbox";
-            await using SqliteDataReader r = await cmd.ExecuteReaderAsync();
-            while (await r.ReadAsync())
+            // Activity result ids are "{instance}|{execution}|result|{task id}".
+            string[] parts = messageId.Split('|');
+            if (parts is [var instance, var execution, "result", var task])
             {
-                // Activity result ids are "{instance}|{execution}|result|{task id}".
-                string[] parts = r.GetString(0).Split('|');
-                if (parts is [var instance, var execution, "result", var task])
-                {
-                    committed.Add($"{instance}:{execution}:{task}");
-                }
+                committed.Add($"{instance}:{execution}:{task}");
             }
         }
 
-        var locked = new HashSet<string>(StringComparer.Ordinal);
-        await using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = this.DbPath, Pooling = false }.ToString()))
-        {
-            await connection.OpenAsync();
-            await using SqliteCommand cmd = connection.CreateCommand();
-            cmd.CommandText = "SELECT instance_id FROM instances WHERE lock_owner IS NOT NULL";
-            await using SqliteDataReader r = await cmd.ExecuteReaderAsync();
-            while (await r.ReadAsync())
-            {
-                locked.Add(r.GetString(0));
-            }
-        }
+        var locked = new HashSet<string>(await this.ReadColumnAsync("SELECT instance_id FROM instances WHERE lock_owner IS NOT NULL"), StringComparer.Ordinal);
 
         Dictionary<string, long> rows = await this.Backend.CountRowsAsync(CancellationToken.None);
         return new StoreSnapshot(rows, instances, histories, committed, locked);
+    }
+
+    /// <summary>The first column of every row of <paramref name="sql"/>, read with a connection of its own.</summary>
+    private async Task<List<string>> ReadColumnAsync(string sql)
+    {
+        var values = new List<string>();
+        await using var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = this.DbPath, Pooling = false }.ToString());
+        await connection.OpenAsync();
+        await using SqliteCommand cmd = connection.CreateCommand();
+        cmd.CommandText = sql;
+        await using SqliteDataReader r = await cmd.ExecuteReaderAsync();
+        while (await r.ReadAsync())
+        {
+            values.Add(r.GetString(0));
+        }
+
+        return values;
     }
 
     /// <summary>Starts the worker that takes over after the kill: in this process, same registry, tagged <see cref="ResumeTag"/>.</summary>
