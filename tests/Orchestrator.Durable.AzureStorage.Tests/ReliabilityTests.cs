@@ -191,23 +191,26 @@ public sealed class ReliabilityTests(AzuriteFixture azurite, ITestOutputHelper o
         string id = await new Client.DurableTaskClient(a).ScheduleNewOrchestrationInstanceAsync("Anything", "in");
         OrchestrationWorkItem item = await LockAsync(a, TimeSpan.FromMinutes(5));
 
-        // The episode runs for several visibility periods (1 s each with these leases) while the
-        // worker keeps polling; the held message is renewed, so it is never fetched as a new one. The queue's
-        // visibility runs on Azurite's real clock, so this one test must let real time pass (bounded: 4 s).
-        var sw = Stopwatch.StartNew();
-        while (sw.Elapsed < TimeSpan.FromSeconds(4))
-        {
-            Assert.Null(await a.LockNextOrchestrationWorkItemAsync(TimeSpan.FromMinutes(5), default));
-            await Task.Delay(100);
-        }
+        // The episode runs for several visibility periods (1 s each with these leases) while the worker keeps
+        // polling; the held message is renewed, so it is never fetched as a new one. The queue's visibility runs on
+        // Azurite's real clock, so the test waits (bounded) until the message's visibility was renewed three times.
+        long Renewals() => a.StorageOperationsByKind.GetValueOrDefault("PUT control/messages/{id}");
+        long before = Renewals();
+        await TestWait.EventuallyAsync(
+            async () =>
+            {
+                Assert.Null(await a.LockNextOrchestrationWorkItemAsync(TimeSpan.FromMinutes(5), default));
+                return Renewals() - before >= 3;
+            },
+            TimeSpan.FromSeconds(30),
+            "the held message's visibility renewed three times");
 
         Assert.Empty((await a.ControlQueueFor(id).PeekMessagesAsync(32)).Value); // still hidden
         await a.CommitCheckpointAsync(item, Checkpoint(item, "done", withTimer: false), default);
         await a.ReleaseOrchestrationWorkItemAsync(item, item.Messages.Select(m => m.MessageId).ToList(), default);
 
-        // Deleted with its current receipt: it never comes back.
-        await Task.Delay(TimeSpan.FromSeconds(2));
-        Assert.Empty((await a.ControlQueueFor(id).PeekMessagesAsync(32)).Value);
+        // Deleted with its current receipt, not just hidden again: the queue holds no message at all, visible or not.
+        Assert.Equal(0, (await a.ControlQueueFor(id).GetPropertiesAsync()).Value.ApproximateMessagesCount);
         Assert.Null(await a.LockNextOrchestrationWorkItemAsync(TimeSpan.FromMinutes(5), default));
     }
 
