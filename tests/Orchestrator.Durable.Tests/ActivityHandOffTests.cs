@@ -115,6 +115,44 @@ public class ActivityHandOffTests
         Assert.Equal(3, (await client.GetHistoryAsync(id)).OfType<TaskCompletedEvent>().Count());
     }
 
+    [Theory(Timeout = 30_000)]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Worker_CheckpointOfEpisodeWithoutActivitiesLosesItsLock_LoggedAsLockLostNotAsAFailure(bool oneTransaction)
+    {
+        var time = new FakeTimeProvider(T0);
+        await using var backend = new SqliteOrchestrationBackend(SqliteOrchestrationBackendOptions.InMemory(time) with { CheckpointInOneTransaction = oneTransaction });
+        var client = new DurableTaskClient(backend, new DurableTaskClientOptions { TimeProvider = time });
+        var registry = new DurableTaskRegistry().AddOrchestratorFunc<object?, int>("Collect", async (ctx, _) =>
+            await ctx.WaitForExternalEvent<int>("x") + await ctx.WaitForExternalEvent<int>("y"));
+        var events = new System.Collections.Concurrent.ConcurrentQueue<int>();
+        using var loggerFactory = new EventIdRecorder(events);
+        int stealNext = 0;
+        await using var worker = new DurableTaskWorker(backend, registry, new DurableTaskWorkerOptions
+        {
+            TimeProvider = time,
+            MaxPollingInterval = TimeSpan.FromMilliseconds(50),
+            OnCheckpointStage = (stage, instanceId) =>
+            {
+                // Another worker takes the lock while this episode (which schedules no activity) is about to commit.
+                if (stage == CheckpointStage.BeforeCommit && Interlocked.Exchange(ref stealNext, 0) == 1)
+                {
+                    backend.ExecuteRawAsync("UPDATE instances SET lock_owner = 'someone-else' WHERE instance_id = $id", default, ("$id", instanceId)).GetAwaiter().GetResult();
+                }
+            },
+        }, loggerFactory);
+        await worker.StartAsync(default);
+        string id = await client.ScheduleNewOrchestrationInstanceAsync("Collect");
+        await TestWait.EventuallyAsync(async () => (await client.GetInstanceAsync(id))!.RuntimeStatus == OrchestrationRuntimeStatus.Running, because: "the first episode ran");
+
+        Volatile.Write(ref stealNext, 1);
+        await client.RaiseEventAsync(id, "x", 1);
+        await TestWait.EventuallyAsync(() => events.Contains(1102), because: "the lost lock is logged");
+
+        Assert.DoesNotContain(1103, events); // EpisodeFailed
+        Assert.Empty((await client.GetHistoryAsync(id)).OfType<EventRaisedEvent>());
+    }
+
     private static async Task<OrchestrationWorkItem> CommitFirstEpisodeAsync(SqliteOrchestrationBackend backend, string id, TimeProvider time)
     {
         OrchestrationWorkItem item = (await backend.LockNextOrchestrationWorkItemAsync(TimeSpan.FromMinutes(1), default))!;
@@ -144,4 +182,26 @@ public class ActivityHandOffTests
                 ctx.CallActivityAsync<string>("B", "b"));
             return string.Join(",", results);
         });
+}
+
+/// <summary>Records the event id of every log entry.</summary>
+internal sealed class EventIdRecorder(System.Collections.Concurrent.ConcurrentQueue<int> events) : Microsoft.Extensions.Logging.ILoggerFactory, Microsoft.Extensions.Logging.ILogger
+{
+    public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => this;
+
+    public void AddProvider(Microsoft.Extensions.Logging.ILoggerProvider provider)
+    {
+    }
+
+    public IDisposable? BeginScope<TState>(TState state)
+        where TState : notnull => null;
+
+    public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+    public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+        events.Enqueue(eventId.Id);
+
+    public void Dispose()
+    {
+    }
 }

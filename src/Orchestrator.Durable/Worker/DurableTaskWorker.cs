@@ -208,32 +208,25 @@ public sealed class DurableTaskWorker : IAsyncDisposable
     /// Dispatches the episode's outbox. When the backend can hand activities off, as many of the episode's activity
     /// work items as there are free activity slots come back locked to this worker; each keeps one slot.
     /// </summary>
-    private async Task<IReadOnlyList<ActivityWorkItem>> DispatchAsync(OrchestrationWorkItem item, OrchestrationExecutionResult result, CancellationToken stop)
+    private Task<IReadOnlyList<ActivityWorkItem>> DispatchAsync(OrchestrationWorkItem item, OrchestrationExecutionResult result, CancellationToken stop) =>
+        this.backend is IActivityHandOff handOff
+            ? this.HandOffAsync(result, stop, reserved => reserved == 0
+                ? this.DispatchOnlyAsync(item)
+                : handOff.DispatchOutboxAsync(item, reserved, this.options.ActivityLockTimeout, CancellationToken.None))
+            : this.DispatchOnlyAsync(item);
+
+    private async Task<IReadOnlyList<ActivityWorkItem>> DispatchOnlyAsync(OrchestrationWorkItem item)
     {
-        int reserved = this.backend is IActivityHandOff ? this.ReserveActivitySlots(result, stop) : 0;
-        if (reserved == 0)
-        {
-            await this.backend.DispatchOutboxAsync(item, CancellationToken.None).ConfigureAwait(false);
-            return [];
-        }
-
-        IReadOnlyList<ActivityWorkItem> handedOff;
-        try
-        {
-            handedOff = await ((IActivityHandOff)this.backend).DispatchOutboxAsync(item, reserved, this.options.ActivityLockTimeout, CancellationToken.None).ConfigureAwait(false);
-        }
-        catch
-        {
-            this.activitySlots.Release(reserved);
-            throw;
-        }
-
-        this.ReleaseUnused(reserved, handedOff);
-        return handedOff;
+        await this.backend.DispatchOutboxAsync(item, CancellationToken.None).ConfigureAwait(false);
+        return [];
     }
 
-    /// <summary>Takes a free activity slot (without waiting) for each activity the episode schedules to run now.</summary>
-    private int ReserveActivitySlots(OrchestrationExecutionResult result, CancellationToken stop)
+    /// <summary>
+    /// Takes a free activity slot (without waiting) for each activity the episode schedules to run now, runs
+    /// <paramref name="write"/> with that many, and gives back the slots of those it did not hand off (all of them
+    /// if it fails).
+    /// </summary>
+    private async Task<IReadOnlyList<ActivityWorkItem>> HandOffAsync(OrchestrationExecutionResult result, CancellationToken stop, Func<int, Task<IReadOnlyList<ActivityWorkItem>>> write)
     {
         int wanted = stop.IsCancellationRequested ? 0 : result.Outbox.Count(m => m.IsActivityWorkItem && m.VisibleAt is null);
         int reserved = 0;
@@ -242,15 +235,27 @@ public sealed class DurableTaskWorker : IAsyncDisposable
             reserved++;
         }
 
-        return reserved;
-    }
+        IReadOnlyList<ActivityWorkItem> handedOff;
+        try
+        {
+            handedOff = await write(reserved).ConfigureAwait(false);
+        }
+        catch
+        {
+            if (reserved > 0)
+            {
+                this.activitySlots.Release(reserved);
+            }
 
-    private void ReleaseUnused(int reserved, IReadOnlyList<ActivityWorkItem> handedOff)
-    {
+            throw;
+        }
+
         if (handedOff.Count < reserved)
         {
             this.activitySlots.Release(reserved - handedOff.Count);
         }
+
+        return handedOff;
     }
 
     /// <summary>Runs the test hook at <paramref name="stage"/>; if it throws, the handed-off activities are given back.</summary>
@@ -398,19 +403,11 @@ public sealed class DurableTaskWorker : IAsyncDisposable
                 // Kept before the write: once it commits, the instance is unlocked and its next episode can start at
                 // once. If the write fails, the catch below drops it again.
                 this.Keep(item, result, session, stop);
-                int reserved = this.ReserveActivitySlots(result, stop);
-                try
-                {
-                    handedOff = await oneWrite.CheckpointAsync(item, checkpoint, consumed, reserved, this.options.ActivityLockTimeout, CancellationToken.None).ConfigureAwait(false);
-                }
-                catch
-                {
-                    this.activitySlots.Release(reserved);
-                    throw;
-                }
-
+                handedOff = await this.HandOffAsync(
+                    result,
+                    stop,
+                    reserved => oneWrite.CheckpointAsync(item, checkpoint, consumed, reserved, this.options.ActivityLockTimeout, CancellationToken.None)).ConfigureAwait(false);
                 committed = true;
-                this.ReleaseUnused(reserved, handedOff);
                 this.LogCommitted(item, result);
                 await this.AtStageAsync(CheckpointStage.AfterCheckpoint, item, handedOff).ConfigureAwait(false);
                 this.Start(handedOff, stop);
