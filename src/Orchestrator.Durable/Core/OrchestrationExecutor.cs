@@ -47,61 +47,46 @@ internal sealed class OrchestrationSession
     internal OrchestrationSession(object run, string executionId, IReadOnlyList<HistoryEvent> past, IReadOnlyList<HistoryEvent> episodeEvents)
     {
         this.Run = run;
-        this.ExecutionId = executionId;
-        this.EpisodeStartIndex = past.Count;
-        this.EpisodeStart = episodeEvents[0];
-        this.HistoryCount = past.Count + episodeEvents.Count;
-        this.LastEvent = episodeEvents[^1];
-        var history = new List<HistoryEvent>(this.HistoryCount);
+        var history = new List<HistoryEvent>(past.Count + episodeEvents.Count);
         history.AddRange(past);
         history.AddRange(episodeEvents);
-        this.History = history;
+        this.Kept = new KeptHistory(executionId, history, past.Count);
     }
 
     /// <summary>The executor's replay state (opaque outside the executor).</summary>
     internal object Run { get; }
 
-    internal string ExecutionId { get; }
-
-    /// <summary>Length of the history this session has applied, once its checkpoint committed.</summary>
-    internal int HistoryCount { get; }
-
-    internal HistoryEvent LastEvent { get; }
-
-    /// <summary>Where the last episode's events begin in the history.</summary>
-    internal int EpisodeStartIndex { get; }
-
     /// <summary>
     /// The whole history this session stands at, once its checkpoint committed; never changed afterwards, so a backend
-    /// may hand it out as a work item's history once it checked the stored one is the same (<see cref="Kept"/>).
+    /// may hand it out as a work item's history once it checked that the stored one is the same.
     /// </summary>
-    internal IReadOnlyList<HistoryEvent> History { get; }
-
-    /// <summary>What a backend needs to check, without reading it all, that the stored history is this one.</summary>
-    internal KeptHistory Kept => new(this.ExecutionId, this.History, this.EpisodeStartIndex, this.EpisodeStart, this.LastEvent);
-
-    /// <summary>
-    /// The last episode's first event (its OrchestratorStarted, stamped with this worker's clock): another
-    /// worker that committed the same messages instead would have recorded another one.
-    /// </summary>
-    internal HistoryEvent EpisodeStart { get; }
+    internal KeptHistory Kept { get; }
 
     /// <summary>True if <paramref name="history"/> is exactly the history this session stands at.</summary>
     internal bool Continues(IReadOnlyList<HistoryEvent> history, ExecutionStartedEvent? started) =>
         started is not null
-        && history.Count == this.HistoryCount
+        && history.Count == this.Kept.Events.Count
         && history.Count > 0
-        && string.Equals(started.ExecutionId, this.ExecutionId, StringComparison.Ordinal)
-        && history[^1].Equals(this.LastEvent)
-        && history[this.EpisodeStartIndex].Equals(this.EpisodeStart);
+        && string.Equals(started.ExecutionId, this.Kept.ExecutionId, StringComparison.Ordinal)
+        && history[^1].Equals(this.Kept.LastEvent)
+        && history[this.Kept.EpisodeStartIndex].Equals(this.Kept.EpisodeStart);
 }
 
 /// <summary>
-/// A kept orchestration's history as a backend's fetch sees it: the stored history is this one if it belongs to the
-/// same execution, has as many events, and has the same events at <see cref="EpisodeStartIndex"/> and at its end (the
-/// check <see cref="OrchestrationSession.Continues"/> makes).
+/// A kept orchestration's history: the stored history is this one if it belongs to the same execution, has as many
+/// events, and has the same events at <see cref="EpisodeStartIndex"/> and at its end (the check
+/// <see cref="OrchestrationSession.Continues"/> makes, and a backend's fetch can make without reading it all).
 /// </summary>
-internal sealed record KeptHistory(string ExecutionId, IReadOnlyList<HistoryEvent> Events, int EpisodeStartIndex, HistoryEvent EpisodeStart, HistoryEvent LastEvent);
+internal sealed record KeptHistory(string ExecutionId, IReadOnlyList<HistoryEvent> Events, int EpisodeStartIndex)
+{
+    /// <summary>
+    /// The last episode's first event (its OrchestratorStarted, stamped with this worker's clock): another
+    /// worker that committed the same messages instead would have recorded another one.
+    /// </summary>
+    public HistoryEvent EpisodeStart => this.Events[this.EpisodeStartIndex];
+
+    public HistoryEvent LastEvent => this.Events[^1];
+}
 
 /// <summary>
 /// Replays an orchestrator against its history plus newly arrived messages, and returns the

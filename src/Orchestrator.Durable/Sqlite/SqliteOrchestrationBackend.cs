@@ -882,17 +882,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
         return (last >= 0xD7FF && last <= 0xDFFF) || last == char.MaxValue ? null : prefix[..^1] + (char)(last + 1);
     }
 
-    private static List<HistoryEvent> LoadHistory(SqliteExecutor x, string instanceId)
-    {
-        var list = new List<HistoryEvent>();
-        using SqliteDataReader r = x.Query("SELECT data FROM history WHERE instance_id = $id ORDER BY seq", ("$id", instanceId));
-        while (r.Read())
-        {
-            list.Add(HistorySerializer.DeserializeEvent(r.GetString(0)));
-        }
-
-        return list;
-    }
+    private static List<HistoryEvent> LoadHistory(SqliteExecutor x, string instanceId) => ParseHistory(ReadHistoryRows(x, instanceId));
 
     private static void InsertNewInstance(SqliteExecutor x, ExecutionStartedEvent started, long now) =>
         x.Execute(
@@ -994,7 +984,6 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
         x.Execute($"DELETE FROM {source} WHERE id = $id", ("$id", rowId));
     }
 
-    /// <summary>On the store thread: finds and locks instances with deliverable messages, and reads their rows unparsed.</summary>
     /// <summary>True if the two stored events read for <paramref name="kept"/> are the ones it has at those positions.</summary>
     private static bool KeptHistoryMatches(KeptHistory kept, List<string> rows) =>
         rows.Count == 2
@@ -1055,6 +1044,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
         return rows.Count == 1 ? [rows[0], rows[0]] : rows;
     }
 
+    /// <summary>On the store thread: finds and locks instances with deliverable messages, and reads their rows unparsed.</summary>
     private List<LockedInstance> LockInstances(SqliteExecutor x, int maxCount, int maxMessages, TimeSpan lockTimeout, Func<string, KeptHistory?>? keptHistory)
     {
         long now = this.Now;
