@@ -59,6 +59,19 @@ public record TaskOptions
     /// <summary>Retry policy; null means no retry.</summary>
     public RetryPolicy? Retry { get; init; }
 
+    /// <summary>
+    /// Runs the activity as a local activity (Temporal's term): the worker that runs the episode scheduling it runs it
+    /// right away, in process, and continues the orchestration with its outcome, so one checkpoint records both the
+    /// scheduling and the outcome, with no queue, fetch or second checkpoint in between. Default false.
+    /// </summary>
+    /// <remarks>
+    /// For short work that may safely run twice, such as reads: like any activity it runs at least once, and a crash
+    /// before the checkpoint runs it again. The instance stays locked while it runs, so events sent meanwhile wait for
+    /// it. A worker that does not host the activity dispatches it as usual. Activities only: a sub-orchestration with
+    /// this option is refused.
+    /// </remarks>
+    public bool RunLocally { get; init; }
+
     /// <summary>Creates options with the given retry policy.</summary>
     public static TaskOptions FromRetryPolicy(RetryPolicy policy) => new() { Retry = policy };
 }

@@ -59,15 +59,20 @@ internal sealed class OrchestrationContextImpl : TaskOrchestrationContext
         string? serialized = this.converter.Serialize(input);
         if (options?.Retry is { } retry)
         {
-            return this.WithRetry(retry, () => this.ScheduleActivity<TResult>(name, serialized));
+            return this.WithRetry(retry, () => this.ScheduleActivity<TResult>(name, serialized, options.RunLocally));
         }
 
-        return this.ScheduleActivity<TResult>(name, serialized);
+        return this.ScheduleActivity<TResult>(name, serialized, options?.RunLocally ?? false);
     }
 
     public override Task<TResult> CallSubOrchestratorAsync<TResult>(string name, object? input = null, SubOrchestrationOptions? options = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        if (options?.RunLocally == true)
+        {
+            throw new ArgumentException($"Sub-orchestration '{name}' cannot run locally: {nameof(TaskOptions.RunLocally)} applies to activities only.", nameof(options));
+        }
+
         string? serialized = this.converter.Serialize(input);
         if (options?.Retry is { } retry)
         {
@@ -184,10 +189,10 @@ internal sealed class OrchestrationContextImpl : TaskOrchestrationContext
     /// <summary>Buffers an event without offering it to waiters (the orchestrator has already finished).</summary>
     public void BufferEvent(EventRaisedEvent e) => this.bufferedEvents.Add(new BufferedEvent(e.Name, e.Input));
 
-    private Task<TResult> ScheduleActivity<TResult>(string name, string? input)
+    private Task<TResult> ScheduleActivity<TResult>(string name, string? input, bool runLocally)
     {
         int id = this.sequenceNumber++;
-        this.pendingActions[id] = new PendingAction(id, new TaskScheduledEvent { EventId = id, Name = name, Input = input }, this.IsReplayingInternal);
+        this.pendingActions[id] = new PendingAction(id, new TaskScheduledEvent { EventId = id, Name = name, Input = input }, this.IsReplayingInternal) { RunLocally = runLocally };
         var tcs = new TaskCompletionSource<TResult>();
         this.openTasks[id] = new OpenTask(name, e => this.CompleteFrom(tcs, name, id, e));
         return tcs.Task;
@@ -250,7 +255,11 @@ internal sealed class OrchestrationContextImpl : TaskOrchestrationContext
         }
     }
 
-    internal sealed record PendingAction(int Id, HistoryEvent Event, bool CreatedDuringReplay);
+    internal sealed record PendingAction(int Id, HistoryEvent Event, bool CreatedDuringReplay)
+    {
+        /// <summary>An activity the worker runs in process before the checkpoint (<see cref="TaskOptions.RunLocally"/>).</summary>
+        public bool RunLocally { get; init; }
+    }
 
     internal sealed record BufferedEvent(string Name, string? Input);
 

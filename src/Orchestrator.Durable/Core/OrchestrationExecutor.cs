@@ -15,6 +15,12 @@ internal sealed record OrchestrationExecutionResult
 
     public IReadOnlyList<TaskMessage> Outbox { get; init; } = [];
 
+    /// <summary>
+    /// The activity work items of <see cref="Outbox"/> the orchestration asked to run locally
+    /// (<see cref="TaskOptions.RunLocally"/>): the worker may run them before the checkpoint instead of dispatching them.
+    /// </summary>
+    public IReadOnlyList<TaskMessage> RunLocally { get; init; } = [];
+
     public InstanceState? State { get; init; }
 
     /// <summary>Messages applied or deliberately dropped; acknowledge these. Others stay queued.</summary>
@@ -403,6 +409,7 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
         {
             var newEvents = new List<HistoryEvent>(episode);
             var outbox = new List<TaskMessage>();
+            List<TaskMessage>? runLocally = null;
             string executionId = this.started.ExecutionId;
             bool emitActions = this.completion?.EmitActions ?? true;
             if (emitActions)
@@ -411,7 +418,12 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
                 {
                     HistoryEvent e = action.Event with { Timestamp = this.Now };
                     newEvents.Add(e);
-                    outbox.Add(this.MessageFor(instanceId, executionId, e));
+                    TaskMessage message = this.MessageFor(instanceId, executionId, e);
+                    outbox.Add(message);
+                    if (action.RunLocally)
+                    {
+                        (runLocally ??= []).Add(message);
+                    }
                 }
             }
 
@@ -500,6 +512,9 @@ internal sealed class OrchestrationExecutor(DurableTaskRegistry registry, DataCo
                 ReplaceHistory = replaceHistory,
                 NewEvents = newEvents,
                 Outbox = outbox,
+
+                // An orchestration that finished in this episode is not continued: what it scheduled is dispatched as usual.
+                RunLocally = this.completion is null ? (IReadOnlyList<TaskMessage>?)runLocally ?? [] : [],
                 Consumed = consumed,
                 DroppedReasons = dropped,
                 State = new InstanceState

@@ -25,6 +25,9 @@ public sealed class DurableTaskWorker : IAsyncDisposable
     private const int MaxItemsPerFetch = 32;
 
     private readonly IOrchestrationBackend backend;
+    /// <summary>At most this many passes of local activities in one episode; what the last one schedules is dispatched.</summary>
+    private const int MaxLocalPasses = 16;
+
     private readonly DurableTaskRegistry registry;
     private readonly DurableTaskWorkerOptions options;
     private readonly ILogger logger;
@@ -380,6 +383,7 @@ public sealed class DurableTaskWorker : IAsyncDisposable
                 }
             }
 
+            result = await this.RunLocallyAsync(item, result, stop).ConfigureAwait(false);
             foreach (string reason in result.DroppedReasons)
             {
                 Log.MessageDropped(this.logger, item.InstanceId, reason);
@@ -436,6 +440,12 @@ public sealed class DurableTaskWorker : IAsyncDisposable
             this.sessions?.Remove(item.InstanceId);
             Log.LockLost(this.logger, item.InstanceId);
         }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested && !committed)
+        {
+            // A local activity was cut short by the stop: nothing was written, the episode runs again elsewhere.
+            this.sessions?.Remove(item.InstanceId);
+            await this.AbandonAsync(item).ConfigureAwait(false);
+        }
         catch (Exception ex)
         {
             this.sessions?.Remove(item.InstanceId);
@@ -445,6 +455,64 @@ public sealed class DurableTaskWorker : IAsyncDisposable
                 await this.AbandonAsync(item).ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>
+    /// Runs the activities the episode asked to run locally (<see cref="TaskOptions.RunLocally"/>) and this worker hosts,
+    /// in parallel, here and now, and continues the orchestration with their outcomes as one more pass of the same
+    /// episode; again while a pass asks for more. The result is one checkpoint: every pass's events, the outbox without
+    /// the activities that ran, the messages the first pass consumed. Nothing is written before it, so a crash runs the
+    /// activities again, as a lost completion of a dispatched activity would.
+    /// </summary>
+    private async Task<OrchestrationExecutionResult> RunLocallyAsync(OrchestrationWorkItem item, OrchestrationExecutionResult result, CancellationToken stop)
+    {
+        for (int pass = 0; pass < MaxLocalPasses && result.HasWork && !stop.IsCancellationRequested; pass++)
+        {
+            List<TaskMessage> local = result.RunLocally.Where(m => this.registry.ContainsActivity(((TaskScheduledEvent)m.Event).Name)).ToList();
+            if (local.Count == 0)
+            {
+                break;
+            }
+
+            HistoryEvent[] outcomes = await Task.WhenAll(local.Select(m => this.RunActivityAsync(
+                new ActivityWorkItem { MessageId = m.MessageId, InstanceId = m.InstanceId, ExecutionId = m.ExecutionId!, Event = (TaskScheduledEvent)m.Event, LockToken = string.Empty, DequeueCount = 1 },
+                stop))).ConfigureAwait(false);
+            var completions = new List<TaskMessage>(local.Count);
+            for (int i = 0; i < local.Count; i++)
+            {
+                TaskMessage m = local[i];
+                var scheduled = (TaskScheduledEvent)m.Event;
+                completions.Add(new TaskMessage
+                {
+                    MessageId = TaskMessage.ActivityResultId(m.InstanceId, m.ExecutionId!, scheduled.EventId),
+                    InstanceId = m.InstanceId,
+                    ExecutionId = m.ExecutionId,
+                    Event = outcomes[i],
+                });
+                Log.ActivityExecuted(this.logger, scheduled.Name, scheduled.EventId, m.InstanceId, outcomes[i] is TaskCompletedEvent ? "completed locally" : "failed locally");
+            }
+
+            List<HistoryEvent> history = result.ReplaceHistory ? [.. result.NewEvents] : [.. item.History, .. result.NewEvents];
+            OrchestrationExecutionResult next = this.executor.Execute(item.InstanceId, history, completions, this.options.TimeProvider.GetUtcNow(), result.Session);
+            if (!next.HasWork)
+            {
+                // Cannot happen for completions of tasks this episode scheduled; if it did, they are dispatched as usual.
+                break;
+            }
+
+            var ran = local.Select(m => m.MessageId).ToHashSet(StringComparer.Ordinal);
+            result = next with
+            {
+                ReplaceHistory = result.ReplaceHistory,
+                NewEvents = [.. result.NewEvents, .. next.NewEvents],
+                Outbox = [.. result.Outbox.Where(m => !ran.Contains(m.MessageId)), .. next.Outbox],
+                Consumed = result.Consumed,
+                DroppedReasons = [.. result.DroppedReasons, .. next.DroppedReasons],
+                Resumed = result.Resumed,
+            };
+        }
+
+        return result;
     }
 
     private async Task AbandonAsync(OrchestrationWorkItem item)

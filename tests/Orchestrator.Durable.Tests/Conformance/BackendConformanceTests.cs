@@ -193,6 +193,165 @@ public abstract class BackendConformanceTests
         Assert.Equal(OrchestrationRuntimeStatus.Failed, end.Status);
     }
 
+    // ---------------------------------------------------------------- local activities
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task CallActivityAsync_RunLocally_RunsInTheSchedulingEpisodeAndTheWholeRunCommitsOnce()
+    {
+        int runs = 0;
+        var registry = new DurableTaskRegistry()
+            .AddActivityFunc<string, string>("Hello", (_, name) =>
+            {
+                Interlocked.Increment(ref runs);
+                return $"Hello {name}!";
+            })
+            .AddOrchestratorFunc<string[], List<string>>("LocalSequence", async (ctx, names) =>
+            {
+                var results = new List<string>();
+                foreach (string name in names)
+                {
+                    results.Add(await ctx.CallActivityAsync<string>("Hello", name, Local));
+                }
+
+                results.AddRange(await Task.WhenAll(ctx.CallActivityAsync<string>("Hello", "A", Local), ctx.CallActivityAsync<string>("Hello", "B", Local)));
+                return results;
+            });
+        int checkpoints = 0;
+        await using ConformanceHarness h = await this.StartAsync(registry, onCheckpointStage: (stage, _) =>
+        {
+            if (stage == CheckpointStage.BeforeCommit)
+            {
+                Interlocked.Increment(ref checkpoints);
+            }
+        });
+
+        string id = await h.ScheduleAsync("LocalSequence", new[] { "Tokyo", "Seattle" });
+        OrchestrationMetadata m = await h.WaitForCompletionAsync(id);
+
+        Assert.Equal(OrchestrationRuntimeStatus.Completed, m.RuntimeStatus);
+        Assert.Equal(["Hello Tokyo!", "Hello Seattle!", "Hello A!", "Hello B!"], m.ReadOutputAs<List<string>>());
+        Assert.Equal(4, runs);
+
+        // One episode, one checkpoint: no activity went through the store. Its history has the shape a dispatched run
+        // has (one pass per outcome), so it replays like one.
+        Assert.Equal(1, checkpoints);
+        IReadOnlyList<HistoryEvent> history = await h.Client.GetHistoryAsync(id);
+        Assert.Equal(
+            [
+                "OrchestratorStarted", "ExecutionStarted", "TaskScheduled",
+                "OrchestratorStarted", "TaskCompleted", "TaskScheduled",
+                "OrchestratorStarted", "TaskCompleted", "TaskScheduled", "TaskScheduled",
+                "OrchestratorStarted", "TaskCompleted", "TaskCompleted", "ExecutionCompleted",
+            ],
+            history.Select(e => e.EventType));
+        Assert.Equal(
+            history.OfType<TaskScheduledEvent>().Select(s => s.EventId).Order(),
+            history.OfType<TaskCompletedEvent>().Select(c => c.TaskScheduledId).Order());
+        ReplayOutcome replay = new OrchestrationReplayer(registry).Replay(history);
+        Assert.True(replay.IsDeterministic, replay.Error);
+        Assert.Equal(OrchestrationRuntimeStatus.Completed, replay.Status);
+    }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task CallActivityAsync_RunLocally_CrashBeforeTheCheckpoint_RunsAgainAndHistoryHasOneOutcome()
+    {
+        int runs = 0, crashed = 0;
+        var registry = new DurableTaskRegistry()
+            .AddActivityFunc<string, string>("Count", (_, x) => $"{x}{Interlocked.Increment(ref runs)}")
+            .AddOrchestratorFunc<string, string>("LocalOnce", (ctx, x) => ctx.CallActivityAsync<string>("Count", x, Local));
+        await using ConformanceHarness h = await this.StartAsync(registry, onCheckpointStage: (stage, _) =>
+        {
+            // The worker dies after running the activity, before anything of the episode is written.
+            if (stage == CheckpointStage.BeforeCommit && Interlocked.Exchange(ref crashed, 1) == 0)
+            {
+                throw new InvalidOperationException("simulated crash before the checkpoint");
+            }
+        });
+
+        string id = await h.ScheduleAsync("LocalOnce", "run ");
+        OrchestrationMetadata m = await h.WaitForCompletionAsync(id);
+
+        // At least once, like any activity: it ran twice, and only the second run is recorded.
+        Assert.Equal(2, runs);
+        Assert.Equal("run 2", m.ReadOutputAs<string>());
+        IReadOnlyList<HistoryEvent> history = await h.Client.GetHistoryAsync(id);
+        Assert.Single(history.OfType<TaskScheduledEvent>());
+        Assert.Equal("\"run 2\"", Assert.Single(history.OfType<TaskCompletedEvent>()).Result);
+    }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task CallActivityAsync_RunLocallyWithRetryPolicy_FailureIsRecordedAndRetriedOnADurableTimer()
+    {
+        int attempts = 0;
+        var registry = new DurableTaskRegistry()
+            .AddActivityFunc<string, string>("Flaky", (_, x) => Interlocked.Increment(ref attempts) == 1 ? Fail<string>("first attempt failed") : $"{x} on attempt {attempts}")
+            .AddOrchestratorFunc<string, string>("LocalRetry", (ctx, x) =>
+                ctx.CallActivityAsync<string>("Flaky", x, new TaskOptions { RunLocally = true, Retry = new RetryPolicy(2, TimeSpan.FromSeconds(5)) }));
+        await using ConformanceHarness h = await this.StartAsync(registry);
+
+        string id = await h.ScheduleAsync("LocalRetry", "done");
+        IReadOnlyList<HistoryEvent> waiting = await h.WaitForHistoryAsync(id, e => e.OfType<TimerCreatedEvent>().Any(), "retry timer");
+        Assert.Equal("first attempt failed", Assert.Single(waiting.OfType<TaskFailedEvent>()).FailureDetails.ErrorMessage);
+        Assert.Equal(1, attempts);
+        h.Time.Advance(TimeSpan.FromSeconds(5));
+        OrchestrationMetadata m = await h.WaitForCompletionAsync(id);
+
+        Assert.Equal("done on attempt 2", m.ReadOutputAs<string>());
+        IReadOnlyList<HistoryEvent> history = await h.Client.GetHistoryAsync(id);
+        Assert.Equal(2, history.OfType<TaskScheduledEvent>().Count());
+        Assert.Single(history.OfType<TaskCompletedEvent>());
+    }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task CallActivityAsync_RunLocallyButNotHostedByTheWorker_IsDispatchedAsUsual()
+    {
+        var registry = new DurableTaskRegistry()
+            .AddOrchestratorFunc<string, string>("LocalUnknown", async (ctx, x) =>
+            {
+                try
+                {
+                    return await ctx.CallActivityAsync<string>("NotHere", x, Local);
+                }
+                catch (TaskFailedException ex)
+                {
+                    return ex.FailureDetails.ErrorType;
+                }
+            });
+        int checkpoints = 0;
+        await using ConformanceHarness h = await this.StartAsync(registry, onCheckpointStage: (stage, _) =>
+        {
+            if (stage == CheckpointStage.BeforeCommit)
+            {
+                Interlocked.Increment(ref checkpoints);
+            }
+        });
+
+        string id = await h.ScheduleAsync("LocalUnknown", "x");
+        OrchestrationMetadata m = await h.WaitForCompletionAsync(id);
+
+        // Not run in the episode (a worker that hosts it may take it): dispatched, so two checkpoints, and here, where
+        // no worker hosts it, it fails as any unknown activity does.
+        Assert.Equal("Orchestrator.Durable.ActivityNotFound", m.ReadOutputAs<string>());
+        Assert.Equal(2, checkpoints);
+    }
+
+    [Fact(Timeout = TestTimeout)]
+    public async Task CallSubOrchestratorAsync_RunLocally_IsRefusedWithAClearError()
+    {
+        var registry = new DurableTaskRegistry()
+            .AddOrchestratorFunc<string, string>("Child", (_, x) => Task.FromResult(x))
+            .AddOrchestratorFunc<string, string>("LocalChild", (ctx, x) => ctx.CallSubOrchestratorAsync<string>("Child", x, new SubOrchestrationOptions { RunLocally = true }));
+        await using ConformanceHarness h = await this.StartAsync(registry);
+
+        string id = await h.ScheduleAsync("LocalChild", "x");
+        OrchestrationMetadata m = await h.WaitForCompletionAsync(id);
+
+        Assert.Equal(OrchestrationRuntimeStatus.Failed, m.RuntimeStatus);
+        Assert.Equal(typeof(ArgumentException).FullName, m.FailureDetails!.ErrorType);
+        Assert.Contains("RunLocally applies to activities only", m.FailureDetails.ErrorMessage, StringComparison.Ordinal);
+        Assert.Empty((await h.Client.GetHistoryAsync(id)).OfType<SubOrchestrationInstanceCreatedEvent>());
+    }
+
     // ---------------------------------------------------------------- failures as data
 
     [Fact(Timeout = TestTimeout)]
@@ -1697,6 +1856,8 @@ public abstract class BackendConformanceTests
         ConformanceHarness.StartAsync(this.CreateBackend, registry, clientRegistry, onCheckpointStage, this.DispatcherCount, maxCachedOrchestrations ?? this.MaxCachedOrchestrations);
 
     private static T Fail<T>(string message, Exception? inner = null) => throw new InvalidOperationException(message, inner);
+
+    private static readonly TaskOptions Local = new() { RunLocally = true };
 
     private static DurableTaskRegistry EchoRegistry() => new DurableTaskRegistry()
         .AddActivityFunc<string, string>("Echo", (_, x) => x)
