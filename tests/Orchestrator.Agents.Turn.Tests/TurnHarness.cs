@@ -38,14 +38,14 @@ internal sealed class TurnHarness : IAsyncDisposable
     /// <summary>The worker running the turns (its episode counters say whether episodes replayed).</summary>
     public DurableTaskWorker Worker => _worker;
 
-    public static async Task<TurnHarness> StartAsync(ChatScript script, ToolRegistry tools, ToolHandlers handlers, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null, AgentTurnOptions? options = null, string? dataSource = null, int? maxCachedOrchestrations = null)
+    public static async Task<TurnHarness> StartAsync(ChatScript script, ToolRegistry tools, ToolHandlers handlers, Microsoft.Extensions.Logging.ILoggerFactory? loggerFactory = null, AgentTurnOptions? options = null, string? dataSource = null, int? maxCachedOrchestrations = null, Microsoft.Extensions.Logging.ILoggerFactory? workerLoggerFactory = null)
     {
         var server = await ScriptedChatServer.StartAsync(script, null, CancellationToken.None);
         var model = new OpenAIChatModel(new OpenAIChatModelOptions { BaseUrl = server.BaseUrl, ApiKey = "test", Model = "scripted", MaxRetries = 0 });
         var backend = new SqliteOrchestrationBackend(dataSource is null ? SqliteOrchestrationBackendOptions.InMemory() : new SqliteOrchestrationBackendOptions { DataSource = dataSource });
         var registry = new DurableTaskRegistry().AddAgentTurn(tools, handlers, model, (options ?? new AgentTurnOptions()) with { LoggerFactory = loggerFactory ?? options?.LoggerFactory });
         var workerOptions = new DurableTaskWorkerOptions { MaxPollingInterval = TimeSpan.FromMilliseconds(50) };
-        var worker = new DurableTaskWorker(backend, registry, workerOptions with { MaxCachedOrchestrations = maxCachedOrchestrations ?? workerOptions.MaxCachedOrchestrations });
+        var worker = new DurableTaskWorker(backend, registry, workerOptions with { MaxCachedOrchestrations = maxCachedOrchestrations ?? workerOptions.MaxCachedOrchestrations }, workerLoggerFactory);
         await worker.StartAsync(CancellationToken.None);
         return new TurnHarness(server, backend, worker, registry);
     }

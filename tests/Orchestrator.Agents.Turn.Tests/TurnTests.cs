@@ -155,6 +155,49 @@ public sealed class TurnTests
         Assert.StartsWith("tc1_", noteKey, StringComparison.Ordinal);
     }
 
+    [Theory(Timeout = 60_000)]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunTurn_RunReadsLocally_ReadsRunInTheEpisodeOfTheReplyWriteIsDispatched(bool local)
+    {
+        var tools = new ToolRegistryBuilder().AddRange([Desk.LookupOrder, Desk.GetCustomer, Desk.AddNote]).Build();
+        var handlers = new ToolHandlers()
+            .Add("lookup_order", (inv, _) => Task.FromResult(JsonSerializer.Serialize(new { id = inv.ToolCallId, status = "shipped" })))
+            .Add("get_customer", (inv, _) => Task.FromResult(JsonSerializer.Serialize(new { id = inv.ToolCallId, tier = "gold" })))
+            .Add("add_note", (inv, _) => Task.FromResult("""{"noted":true}"""));
+        var script = new ChatScript(
+            ScriptEntry.Calls(
+                new ScriptedToolCall("call_a", "lookup_order", """{"order_id":"A1001"}"""),
+                new ScriptedToolCall("call_c", "get_customer", """{"customer_id":"C7"}"""),
+                new ScriptedToolCall("call_note", "add_note", """{"order_id":"A1001","note":"customer called"}""")),
+            TextWhen(new ScriptMatch { LastRole = "tool" }, "Order A1001 has shipped; I noted the call."));
+        var entries = new ConcurrentQueue<LogEntry>();
+        using var workerLogs = new CapturingLoggerFactory(new ConcurrentQueue<string>(), entries);
+        await using var harness = await TurnHarness.StartAsync(script, tools, handlers, workerLoggerFactory: workerLogs);
+
+        var output = await harness.RunTurnAsync(
+            new TurnInput("conv-l", [ModelMessage.User("where is my order?")]) { Options = new TurnOptions { RunReadsLocally = local } },
+            "turn-l");
+
+        // The same turn either way: every call ran once and the model read every result.
+        Assert.Equal(TurnOutcome.Answered, output.Outcome);
+        Assert.Equal(3, output.ToolCalls);
+        var second = harness.Server.Requests[1];
+        Assert.Contains("\"id\":\"call_a\"", second.ToolResultFor("call_a"), StringComparison.Ordinal);
+        Assert.Contains("\"id\":\"call_c\"", second.ToolResultFor("call_c"), StringComparison.Ordinal);
+        Assert.Equal("""{"noted":true}""", second.ToolResultFor("call_note"));
+        var replay = await harness.ReplayAsync("turn-l");
+        Assert.True(replay.IsDeterministic, replay.Error);
+
+        // How each tool call ran, as the worker logged it (event 1200): the reads in the reply's episode or dispatched,
+        // the write dispatched in both cases.
+        string[] toolRuns = [.. entries
+            .Where(e => e.EventId.Id == 1200 && Equals(e.Values["Name"], TurnRegistration.ExecuteToolActivity))
+            .Select(e => (string)e.Values["Outcome"]!)
+            .Order()];
+        Assert.Equal(local ? ["completed", "completed locally", "completed locally"] : ["completed", "completed", "completed"], toolRuns);
+    }
+
     [Fact(Timeout = 60_000)]
     public async Task RunTurn_KeptInMemoryOrReplayedEveryEpisode_SameScheduledWorkAndSameOutput()
     {

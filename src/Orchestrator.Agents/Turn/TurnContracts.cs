@@ -55,6 +55,14 @@ public sealed record TurnOptions
     /// <summary>Delay before the first retry of a transient tool failure (doubled per retry). Default 1 second.</summary>
     public TimeSpan FirstRetryInterval { get; init; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Runs read tools as local activities (<see cref="Orchestrator.Durable.TaskOptions.RunLocally"/>): the worker running
+    /// the turn's episode runs them at once and records them with that episode's checkpoint, instead of a queue round
+    /// trip and a checkpoint of their own. Default true. A read runs at least once either way. Writes always run as
+    /// dispatched activities: one starts only after the episode that decided it is committed.
+    /// </summary>
+    public bool RunReadsLocally { get; init; } = true;
+
     internal TurnOptions Validated()
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxModelCalls, 1, nameof(MaxModelCalls));

@@ -524,6 +524,9 @@ internal sealed class TurnRun
         return decision;
     }
 
+    /// <summary>How a read runs when <see cref="TurnOptions.RunReadsLocally"/> is set.</summary>
+    private static readonly TaskOptions RunLocally = new() { RunLocally = true };
+
     /// <summary>
     /// Runs ExecuteTool, retrying transient failures up to the tool's cap on durable timers. The same input (and so the
     /// same idempotency key) goes to every attempt. History has the same shape as the engine's own retry policy.
@@ -534,7 +537,7 @@ internal sealed class TurnRun
         {
             try
             {
-                return await _context.CallActivityAsync<ToolExecutionResult>(TurnRegistration.ExecuteToolActivity, input);
+                return await _context.CallActivityAsync<ToolExecutionResult>(TurnRegistration.ExecuteToolActivity, input, tool.Effect == ToolEffect.Read && _options.RunReadsLocally ? RunLocally : null);
             }
             catch (TaskFailedException ex) when (retry <= tool.MaxRetries && !ex.FailureDetails.IsNonRetriable && ex.FailureDetails.IsCausedBy<TransientToolFailureException>())
             {
