@@ -41,18 +41,24 @@ internal sealed class ScriptedTurnModel(TimeSpan latency, TurnCounters counters)
 }
 
 /// <summary>
-/// Approves each turn's confirmation as soon as its card appears. The turn logs <c>ConfirmationPending</c> (event id
-/// 4003, category <c>Orchestrator.Agents.Turn</c>) when it publishes the card; that line is the bench's signal, so no
-/// turn's status is polled while it runs. The card is committed with the episode's checkpoint, a moment after the
-/// line: <see cref="TurnConfirmations.DecideAllAsync"/> is retried (1 ms, doubling, bounded) until it finds the card
-/// and accepts the decision bound to the argument hash the card shows.
+/// Approves each turn's confirmation as soon as its card is committed. The turn logs <c>ConfirmationPending</c> (event
+/// id 4003, category <c>Orchestrator.Agents.Turn</c>) while its episode runs, and the worker logs <c>EpisodeExecuted</c>
+/// (event id 1100, category <c>Orchestrator.Durable.Worker</c>, debug) once that episode's checkpoint, card included, is
+/// committed; the second line for a turn that logged the first is the bench's signal, so no turn's status is polled
+/// while it runs. <see cref="TurnConfirmations.DecideAllAsync"/> then accepts the decision bound to the argument hash
+/// the card shows; should it not find the card, it is retried (1 ms, doubling, bounded).
 /// </summary>
 internal sealed class ConfirmationApprover : ILoggerProvider
 {
     private const int ConfirmationPendingEventId = 4003;
+    private const int EpisodeExecutedEventId = 1100;
+
+    /// <summary>The worker's category; its debug lines must reach this provider (see <see cref="AddTo"/>).</summary>
+    private const string WorkerCategory = "Orchestrator.Durable.Worker";
     private static readonly TimeSpan CardTimeout = TimeSpan.FromSeconds(30);
     private readonly Channel<string> _signals = Channel.CreateUnbounded<string>(new UnboundedChannelOptions { SingleReader = true });
     private readonly ConcurrentDictionary<string, bool> _signalled = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, bool> _awaitingCommit = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<double> _latenciesMs = new();
     private readonly TaskCompletionSource<string> _failure = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private int _decideCalls;
@@ -68,8 +74,16 @@ internal sealed class ConfirmationApprover : ILoggerProvider
     /// <summary>From the log line to the accepted decision, per approval, in milliseconds.</summary>
     public IReadOnlyCollection<double> LatenciesMs => _latenciesMs;
 
-    public ILogger CreateLogger(string categoryName) =>
-        categoryName == "Orchestrator.Agents.Turn" ? new SignalLogger(this) : NullLogger.Instance;
+    public ILogger CreateLogger(string categoryName) => categoryName switch
+    {
+        "Orchestrator.Agents.Turn" => new SignalLogger(this, ConfirmationPendingEventId, LogLevel.Information, "TurnId"),
+        WorkerCategory => new SignalLogger(this, EpisodeExecutedEventId, LogLevel.Debug, "InstanceId"),
+        _ => NullLogger.Instance,
+    };
+
+    /// <summary>Adds the approver to <paramref name="logging"/>, with the worker's debug lines let through to it alone.</summary>
+    public ILoggingBuilder AddTo(ILoggingBuilder logging) =>
+        logging.AddProvider(this).AddFilter<ConfirmationApprover>(WorkerCategory, LogLevel.Debug);
 
     /// <summary>Reads the signals and approves each turn once, until <paramref name="cancellationToken"/> fires.</summary>
     public async Task RunAsync(DurableTaskClient client, CancellationToken cancellationToken)
@@ -135,25 +149,44 @@ internal sealed class ConfirmationApprover : ILoggerProvider
         }
     }
 
-    private sealed class SignalLogger(ConfirmationApprover owner) : ILogger
+    /// <summary>A turn's card is pending: approve it once the episode that published it has committed.</summary>
+    private void OnPending(string turnId) => _awaitingCommit.TryAdd(turnId, true);
+
+    private void OnCommitted(string instanceId)
+    {
+        if (_awaitingCommit.TryRemove(instanceId, out _))
+        {
+            _signals.Writer.TryWrite(instanceId);
+        }
+    }
+
+    private sealed class SignalLogger(ConfirmationApprover owner, int signalEventId, LogLevel minLevel, string idField) : ILogger
     {
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => null;
 
-        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= minLevel;
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
-            if (eventId.Id != ConfirmationPendingEventId || state is not IReadOnlyList<KeyValuePair<string, object?>> fields)
+            if (eventId.Id != signalEventId || state is not IReadOnlyList<KeyValuePair<string, object?>> fields)
             {
                 return;
             }
 
             foreach (var (key, value) in fields)
             {
-                if (key == "TurnId" && value is string turnId)
+                if (key == idField && value is string id)
                 {
-                    owner._signals.Writer.TryWrite(turnId);
+                    if (signalEventId == ConfirmationPendingEventId)
+                    {
+                        owner.OnPending(id);
+                    }
+                    else
+                    {
+                        owner.OnCommitted(id);
+                    }
+
                     return;
                 }
             }

@@ -171,11 +171,10 @@ internal sealed class TurnBenchRunner(BenchOptions options)
         string dbPath = options.DbPath ?? Path.Combine(Path.GetTempPath(), $"orchestrator-bench-{Path.GetRandomFileName()}.db");
         var counters = new TurnCounters();
         var approver = new ConfirmationApprover();
-        using ILoggerFactory loggerFactory = LoggerFactory.Create(b => b
+        using ILoggerFactory loggerFactory = LoggerFactory.Create(b => approver.AddTo(b
             .SetMinimumLevel(LogLevel.Information)
             .AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace)
-            .AddFilter<ConsoleLoggerProvider>((_, level) => level >= LogLevel.Warning)
-            .AddProvider(approver));
+            .AddFilter<ConsoleLoggerProvider>((_, level) => level >= LogLevel.Warning)));
         BenchRunner.Progress($"turn: backend sqlite, db {dbPath}, synchronous={(options.DurableCommits ? "FULL" : "NORMAL")}, count {count}, warm-up {warmup}, model latency {options.ModelLatencyMs} ms");
         var workerOptions = new DurableTaskWorkerOptions();
         workerOptions = workerOptions with
