@@ -216,14 +216,8 @@ public abstract class BackendConformanceTests
                 results.AddRange(await Task.WhenAll(ctx.CallActivityAsync<string>("Hello", "A", Local), ctx.CallActivityAsync<string>("Hello", "B", Local)));
                 return results;
             });
-        int checkpoints = 0;
-        await using ConformanceHarness h = await this.StartAsync(registry, onCheckpointStage: (stage, _) =>
-        {
-            if (stage == CheckpointStage.BeforeCommit)
-            {
-                Interlocked.Increment(ref checkpoints);
-            }
-        });
+        var checkpoints = new CheckpointCounter();
+        await using ConformanceHarness h = await this.StartAsync(registry, onCheckpointStage: checkpoints.OnStage);
 
         string id = await h.ScheduleAsync("LocalSequence", new[] { "Tokyo", "Seattle" });
         OrchestrationMetadata m = await h.WaitForCompletionAsync(id);
@@ -234,7 +228,7 @@ public abstract class BackendConformanceTests
 
         // One episode, one checkpoint: no activity went through the store. Its history has the shape a dispatched run
         // has (one pass per outcome), so it replays like one.
-        Assert.Equal(1, checkpoints);
+        Assert.Equal(1, checkpoints.Count);
         IReadOnlyList<HistoryEvent> history = await h.Client.GetHistoryAsync(id);
         Assert.Equal(
             [
@@ -317,14 +311,8 @@ public abstract class BackendConformanceTests
                     return ex.FailureDetails.ErrorType;
                 }
             });
-        int checkpoints = 0;
-        await using ConformanceHarness h = await this.StartAsync(registry, onCheckpointStage: (stage, _) =>
-        {
-            if (stage == CheckpointStage.BeforeCommit)
-            {
-                Interlocked.Increment(ref checkpoints);
-            }
-        });
+        var checkpoints = new CheckpointCounter();
+        await using ConformanceHarness h = await this.StartAsync(registry, onCheckpointStage: checkpoints.OnStage);
 
         string id = await h.ScheduleAsync("LocalUnknown", "x");
         OrchestrationMetadata m = await h.WaitForCompletionAsync(id);
@@ -332,7 +320,7 @@ public abstract class BackendConformanceTests
         // Not run in the episode (a worker that hosts it may take it): dispatched, so two checkpoints, and here, where
         // no worker hosts it, it fails as any unknown activity does.
         Assert.Equal("Orchestrator.Durable.ActivityNotFound", m.ReadOutputAs<string>());
-        Assert.Equal(2, checkpoints);
+        Assert.Equal(2, checkpoints.Count);
     }
 
     [Fact(Timeout = TestTimeout)]
@@ -1858,6 +1846,22 @@ public abstract class BackendConformanceTests
     private static T Fail<T>(string message, Exception? inner = null) => throw new InvalidOperationException(message, inner);
 
     private static readonly TaskOptions Local = new() { RunLocally = true };
+
+    /// <summary>A checkpoint-stage hook counting the episodes that reached their commit.</summary>
+    private sealed class CheckpointCounter
+    {
+        private int count;
+
+        public int Count => Volatile.Read(ref this.count);
+
+        public void OnStage(CheckpointStage stage, string instanceId)
+        {
+            if (stage == CheckpointStage.BeforeCommit)
+            {
+                Interlocked.Increment(ref this.count);
+            }
+        }
+    }
 
     private static DurableTaskRegistry EchoRegistry() => new DurableTaskRegistry()
         .AddActivityFunc<string, string>("Echo", (_, x) => x)
