@@ -24,10 +24,10 @@ public sealed class DurableTaskWorker : IAsyncDisposable
     /// <summary>Most work items one fetch locks (when the backend can lock several at once).</summary>
     private const int MaxItemsPerFetch = 32;
 
-    private readonly IOrchestrationBackend backend;
     /// <summary>At most this many passes of local activities in one episode; what the last one schedules is dispatched.</summary>
     private const int MaxLocalPasses = 16;
 
+    private readonly IOrchestrationBackend backend;
     private readonly DurableTaskRegistry registry;
     private readonly DurableTaskWorkerOptions options;
     private readonly ILogger logger;

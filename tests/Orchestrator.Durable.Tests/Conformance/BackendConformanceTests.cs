@@ -247,6 +247,35 @@ public abstract class BackendConformanceTests
     }
 
     [Fact(Timeout = TestTimeout)]
+    public async Task CallActivityAsync_RunLocallyMoreTimesThanOneEpisodeRuns_TheRestIsDispatchedAndAllComplete()
+    {
+        var registry = new DurableTaskRegistry()
+            .AddActivityFunc<int, int>("Double", (_, x) => 2 * x)
+            .AddOrchestratorFunc<int, int[]>("LocalChain", async (ctx, n) =>
+            {
+                var results = new int[n];
+                for (int i = 0; i < n; i++)
+                {
+                    results[i] = await ctx.CallActivityAsync<int>("Double", i, Local);
+                }
+
+                return results;
+            });
+        var checkpoints = new CheckpointCounter();
+        await using ConformanceHarness h = await this.StartAsync(registry, onCheckpointStage: checkpoints.OnStage);
+
+        string id = await h.ScheduleAsync("LocalChain", 20);
+        OrchestrationMetadata m = await h.WaitForCompletionAsync(id);
+
+        // An episode runs at most 16 passes of local activities (so one that schedules them forever still checkpoints):
+        // the 17th activity is dispatched, its completion starts a second episode, which runs the last three locally.
+        Assert.Equal(Enumerable.Range(0, 20).Select(i => 2 * i), m.ReadOutputAs<int[]>()!);
+        Assert.Equal(2, checkpoints.Count);
+        IReadOnlyList<HistoryEvent> history = await h.Client.GetHistoryAsync(id);
+        Assert.Equal(20, history.OfType<TaskCompletedEvent>().Count());
+    }
+
+    [Fact(Timeout = TestTimeout)]
     public async Task CallActivityAsync_RunLocally_CrashBeforeTheCheckpoint_RunsAgainAndHistoryHasOneOutcome()
     {
         int runs = 0, crashed = 0;
