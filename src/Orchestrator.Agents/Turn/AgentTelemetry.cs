@@ -108,6 +108,12 @@ public static class AgentTelemetry
 
     internal static Activity? StartSpan(string name, string instanceId, string? conversationId, ActivityKind kind = ActivityKind.Internal, DateTimeOffset startTime = default)
     {
+        if (!Source.HasListeners())
+        {
+            // Nothing records spans: the turn's trace context (a SHA-256 of its id) is not worth computing.
+            return null;
+        }
+
         var span = Source.StartActivity(name, kind, TurnContext(instanceId), startTime: startTime);
         span?.SetTag(InstanceIdTag, instanceId);
         if (conversationId is not null)
