@@ -1,4 +1,5 @@
 using Orchestrator.Durable.Backend;
+using Orchestrator.Durable.Core;
 using Orchestrator.Durable.History;
 
 namespace Orchestrator.Durable.Client;
@@ -61,7 +62,7 @@ public sealed class DurableTaskClient
         }
 
         string instanceId = options?.InstanceId ?? NewId();
-        ValidateInstanceId(instanceId);
+        InstanceIds.Validate(instanceId, nameof(instanceId));
         string executionId = NewId();
         DateTimeOffset now = this.options.TimeProvider.GetUtcNow();
         var message = new TaskMessage
@@ -198,14 +199,6 @@ public sealed class DurableTaskClient
 #pragma warning disable RS0030 // Client-side ids are chosen once and recorded; they are never replayed.
         return Guid.NewGuid().ToString("N");
 #pragma warning restore RS0030
-    }
-
-    private static void ValidateInstanceId(string instanceId)
-    {
-        if (string.IsNullOrWhiteSpace(instanceId) || instanceId.Length > 256 || instanceId.Contains('|', StringComparison.Ordinal) || instanceId.Any(char.IsControl))
-        {
-            throw new ArgumentException($"'{instanceId}' is not a valid instance id: 1-256 characters, no '|' and no control characters.", nameof(instanceId));
-        }
     }
 
     private async Task<OrchestrationMetadata> WaitAsync(string instanceId, Func<OrchestrationMetadata, bool> done, bool completion, CancellationToken cancellationToken)

@@ -73,6 +73,11 @@ internal sealed class OrchestrationContextImpl : TaskOrchestrationContext
             throw new ArgumentException($"Sub-orchestration '{name}' cannot run locally: {nameof(TaskOptions.RunLocally)} applies to activities only.", nameof(options));
         }
 
+        if (options?.InstanceId is { } childId)
+        {
+            InstanceIds.Validate(childId, nameof(options));
+        }
+
         string? serialized = this.converter.Serialize(input);
         if (options?.Retry is { } retry)
         {

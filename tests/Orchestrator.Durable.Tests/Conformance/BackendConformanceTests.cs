@@ -807,6 +807,31 @@ public abstract class BackendConformanceTests
         Assert.Null(busy.ParentInstanceId);
     }
 
+    [Theory(Timeout = TestTimeout)]
+    [InlineData("child|1")]
+    [InlineData("   ")]
+    [InlineData("child\u0007")]
+    [InlineData(null)]
+    public async Task CallSubOrchestratorAsync_InvalidChildInstanceId_ParentFailsSayingWhyAndNoChildExists(string? childId)
+    {
+        // null stands for an id one character too long (a theory's data cannot build it).
+        string id = childId ?? new string('c', 257);
+        var registry = new DurableTaskRegistry()
+            .AddOrchestratorFunc<string, string>("Child", (_, x) => Task.FromResult(x))
+            .AddOrchestratorFunc<string, string>("ParentOfInvalid", (ctx, child) => ctx.CallSubOrchestratorAsync<string>("Child", "x", new SubOrchestrationOptions { InstanceId = child }));
+        await using ConformanceHarness h = await this.StartAsync(registry);
+
+        string parent = await h.ScheduleAsync("ParentOfInvalid", id);
+        OrchestrationMetadata m = await h.WaitForCompletionAsync(parent);
+
+        // The same rule a client's schedule call applies: the id would not fit the engine's message ids and keys.
+        Assert.Equal(OrchestrationRuntimeStatus.Failed, m.RuntimeStatus);
+        Assert.Equal(typeof(ArgumentException).FullName, m.FailureDetails!.ErrorType);
+        Assert.Contains("is not a valid instance id", m.FailureDetails.ErrorMessage, StringComparison.Ordinal);
+        Assert.Empty((await h.Client.GetHistoryAsync(parent)).OfType<SubOrchestrationInstanceCreatedEvent>());
+        Assert.Equal([parent], (await h.Client.QueryInstancesAsync(new InstanceQuery())).Select(i => i.InstanceId));
+    }
+
     [Fact(Timeout = TestTimeout)]
     public async Task CallSubOrchestratorAsync_ChildTerminated_ParentCatchesTaskFailedException()
     {
