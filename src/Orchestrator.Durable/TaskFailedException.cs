@@ -45,7 +45,13 @@ public sealed class OrchestrationAlreadyExistsException : InvalidOperationExcept
 {
     /// <summary>Creates the exception.</summary>
     public OrchestrationAlreadyExistsException(string instanceId, OrchestrationRuntimeStatus status)
-        : base($"An orchestration instance with id '{instanceId}' already exists and is {status}; it was not scheduled again.")
+        : this(instanceId, status, null)
+    {
+    }
+
+    /// <summary>Creates the exception, saying why an instance that has finished cannot be replaced yet.</summary>
+    public OrchestrationAlreadyExistsException(string instanceId, OrchestrationRuntimeStatus status, string? reason)
+        : base($"An orchestration instance with id '{instanceId}' already exists and is {status}; it was not scheduled again{(reason is null ? "." : $": {reason}")}")
     {
         this.InstanceId = instanceId;
         this.Status = status;

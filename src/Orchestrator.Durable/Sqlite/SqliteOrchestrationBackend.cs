@@ -165,6 +165,16 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
                         throw new OrchestrationAlreadyExistsException(started.InstanceId, s);
                     }
 
+                    // As for a purge: replacing it now would delete the messages its last checkpoint sends (a parent's
+                    // result), which a worker that died before dispatching them left for the next one.
+                    if (x.Scalar("SELECT 1 FROM outbox WHERE instance_id = $id LIMIT 1", ("$id", started.InstanceId)) is not null)
+                    {
+                        throw new OrchestrationAlreadyExistsException(
+                            started.InstanceId,
+                            s,
+                            "its final messages are not dispatched yet (a worker sends them once the instance's lock expires); schedule it again then");
+                    }
+
                     DeleteInstance(x, started.InstanceId);
                 }
 
