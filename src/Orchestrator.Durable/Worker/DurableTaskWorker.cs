@@ -466,7 +466,7 @@ public sealed class DurableTaskWorker : IAsyncDisposable
     /// </summary>
     private async Task<OrchestrationExecutionResult> RunLocallyAsync(OrchestrationWorkItem item, OrchestrationExecutionResult result, CancellationToken stop)
     {
-        for (int pass = 0; pass < MaxLocalPasses && result.HasWork && !stop.IsCancellationRequested; pass++)
+        for (int pass = 0; pass < MaxLocalPasses && result.RunLocally.Count > 0 && !stop.IsCancellationRequested; pass++)
         {
             List<TaskMessage> local = result.RunLocally.Where(m => this.registry.ContainsActivity(((TaskScheduledEvent)m.Event).Name)).ToList();
             if (local.Count == 0)
