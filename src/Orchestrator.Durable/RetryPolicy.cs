@@ -67,8 +67,9 @@ public record TaskOptions
     /// <remarks>
     /// For short work that may safely run twice, such as reads: like any activity it runs at least once, and a crash
     /// before the checkpoint runs it again. The instance stays locked while it runs, so events sent meanwhile wait for
-    /// it. A worker that does not host the activity dispatches it as usual. Activities only: a sub-orchestration with
-    /// this option is refused.
+    /// it, and the local runs of one episode get half the worker's orchestration lock timeout: one still running then is
+    /// cancelled and dispatched as an ordinary activity. A worker that does not host the activity dispatches it as
+    /// usual. Activities only: a sub-orchestration with this option is refused.
     /// </remarks>
     public bool RunLocally { get; init; }
 

@@ -464,9 +464,21 @@ public sealed class DurableTaskWorker : IAsyncDisposable
     /// the activities that ran, the messages the first pass consumed. Nothing is written before it, so a crash runs the
     /// activities again, as a lost completion of a dispatched activity would.
     /// </summary>
+    /// <remarks>
+    /// The instance stays locked meanwhile, so the local runs of one episode get half the orchestration lock timeout: one
+    /// still running then is cancelled and dispatched as an ordinary activity instead (at least once allows the second
+    /// run), and no further pass starts.
+    /// </remarks>
     private async Task<OrchestrationExecutionResult> RunLocallyAsync(OrchestrationWorkItem item, OrchestrationExecutionResult result, CancellationToken stop)
     {
-        for (int pass = 0; pass < MaxLocalPasses && result.RunLocally.Count > 0 && !stop.IsCancellationRequested; pass++)
+        if (result.RunLocally.Count == 0)
+        {
+            return result;
+        }
+
+        using var budget = new CancellationTokenSource(this.options.OrchestrationLockTimeout / 2, this.options.TimeProvider);
+        using var running = CancellationTokenSource.CreateLinkedTokenSource(stop, budget.Token);
+        for (int pass = 0; pass < MaxLocalPasses && result.RunLocally.Count > 0 && !running.IsCancellationRequested; pass++)
         {
             List<TaskMessage> local = result.RunLocally.Where(m => this.registry.ContainsActivity(((TaskScheduledEvent)m.Event).Name)).ToList();
             if (local.Count == 0)
@@ -474,22 +486,33 @@ public sealed class DurableTaskWorker : IAsyncDisposable
                 break;
             }
 
-            HistoryEvent[] outcomes = await Task.WhenAll(local.Select(m => this.RunActivityAsync(
-                new ActivityWorkItem { MessageId = m.MessageId, InstanceId = m.InstanceId, ExecutionId = m.ExecutionId!, Event = (TaskScheduledEvent)m.Event, LockToken = string.Empty, DequeueCount = 1 },
-                stop))).ConfigureAwait(false);
+            HistoryEvent?[] outcomes = await Task.WhenAll(local.Select(m => this.RunLocalActivityAsync(m, running.Token, stop))).ConfigureAwait(false);
+            var ran = new HashSet<string>(StringComparer.Ordinal);
             var completions = new List<TaskMessage>(local.Count);
             for (int i = 0; i < local.Count; i++)
             {
+                if (outcomes[i] is not { } outcome)
+                {
+                    // Out of time: left in the outbox (and out of the next pass's list), dispatched with the checkpoint.
+                    continue;
+                }
+
                 TaskMessage m = local[i];
                 var scheduled = (TaskScheduledEvent)m.Event;
+                ran.Add(m.MessageId);
                 completions.Add(new TaskMessage
                 {
                     MessageId = TaskMessage.ActivityResultId(m.InstanceId, m.ExecutionId!, scheduled.EventId),
                     InstanceId = m.InstanceId,
                     ExecutionId = m.ExecutionId,
-                    Event = outcomes[i],
+                    Event = outcome,
                 });
-                Log.ActivityExecuted(this.logger, scheduled.Name, scheduled.EventId, m.InstanceId, outcomes[i] is TaskCompletedEvent ? "completed locally" : "failed locally");
+                Log.ActivityExecuted(this.logger, scheduled.Name, scheduled.EventId, m.InstanceId, outcome is TaskCompletedEvent ? "completed locally" : "failed locally");
+            }
+
+            if (completions.Count == 0)
+            {
+                break;
             }
 
             List<HistoryEvent> history = result.ReplaceHistory ? [.. result.NewEvents] : [.. item.History, .. result.NewEvents];
@@ -500,7 +523,6 @@ public sealed class DurableTaskWorker : IAsyncDisposable
                 break;
             }
 
-            var ran = local.Select(m => m.MessageId).ToHashSet(StringComparer.Ordinal);
             result = next with
             {
                 ReplaceHistory = result.ReplaceHistory,
@@ -513,6 +535,23 @@ public sealed class DurableTaskWorker : IAsyncDisposable
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// Runs one local activity; null when the episode's time for local runs is up first (the activity is told to stop, and
+    /// is not waited for). The worker's stop propagates as cancellation.
+    /// </summary>
+    private async Task<HistoryEvent?> RunLocalActivityAsync(TaskMessage message, CancellationToken running, CancellationToken stop)
+    {
+        var item = new ActivityWorkItem { MessageId = message.MessageId, InstanceId = message.InstanceId, ExecutionId = message.ExecutionId!, Event = (TaskScheduledEvent)message.Event, LockToken = string.Empty, DequeueCount = 1 };
+        try
+        {
+            return await this.RunActivityAsync(item, running).WaitAsync(running).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (running.IsCancellationRequested && !stop.IsCancellationRequested)
+        {
+            return null;
+        }
     }
 
     private async Task AbandonAsync(OrchestrationWorkItem item)

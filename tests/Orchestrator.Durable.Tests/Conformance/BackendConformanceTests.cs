@@ -276,6 +276,41 @@ public abstract class BackendConformanceTests
     }
 
     [Fact(Timeout = TestTimeout)]
+    public async Task CallActivityAsync_RunLocallyOutlastsHalfTheLockTimeout_IsCancelledAndDispatchedInstead()
+    {
+        int runs = 0;
+        using var firstRunStarted = new SemaphoreSlim(0);
+        var registry = new DurableTaskRegistry()
+            .AddActivityFunc<string, string>("SlowOnce", async (ctx, x) =>
+            {
+                if (Interlocked.Increment(ref runs) == 1)
+                {
+                    // The local run: waits until it is told to stop.
+                    firstRunStarted.Release();
+                    await Task.Delay(Timeout.InfiniteTimeSpan, ctx.CancellationToken);
+                }
+
+                return $"{x} on run {Volatile.Read(ref runs)}";
+            })
+            .AddOrchestratorFunc<string, string>("LocalSlow", (ctx, x) => ctx.CallActivityAsync<string>("SlowOnce", x, Local));
+        var checkpoints = new CheckpointCounter();
+        await using ConformanceHarness h = await this.StartAsync(registry, onCheckpointStage: checkpoints.OnStage);
+
+        string id = await h.ScheduleAsync("LocalSlow", "done");
+        Assert.True(await firstRunStarted.WaitAsync(ConformanceHarness.WaitLimit), "the local run did not start");
+
+        // The instance is locked while the local run goes on: at half the lock timeout the worker gives up on it.
+        h.Time.Advance(new DurableTaskWorkerOptions().OrchestrationLockTimeout / 2);
+        OrchestrationMetadata m = await h.WaitForCompletionAsync(id);
+
+        Assert.Equal("done on run 2", m.ReadOutputAs<string>());
+        Assert.Equal(2, checkpoints.Count);
+        IReadOnlyList<HistoryEvent> history = await h.Client.GetHistoryAsync(id);
+        Assert.Single(history.OfType<TaskScheduledEvent>());
+        Assert.Equal("\"done on run 2\"", Assert.Single(history.OfType<TaskCompletedEvent>()).Result);
+    }
+
+    [Fact(Timeout = TestTimeout)]
     public async Task CallActivityAsync_RunLocally_CrashBeforeTheCheckpoint_RunsAgainAndHistoryHasOneOutcome()
     {
         int runs = 0, crashed = 0;
