@@ -713,15 +713,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
                         throw new JsonException("an activity work item must carry a TaskScheduled event and an execution id");
                     }
 
-                    items.Add(new ActivityWorkItem
-                    {
-                        MessageId = messageId,
-                        InstanceId = m.InstanceId,
-                        ExecutionId = m.ExecutionId,
-                        Event = scheduled,
-                        LockToken = token,
-                        DequeueCount = dequeueCount,
-                    });
+                    items.Add(LockedActivity(messageId, m, scheduled, token, dequeueCount));
                 }
                 catch (JsonException ex)
                 {
@@ -981,6 +973,17 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
         }
     }
 
+    /// <summary>An activity work item of <paramref name="message"/> (its TaskScheduled event), locked with <paramref name="token"/>.</summary>
+    private static ActivityWorkItem LockedActivity(string messageId, TaskMessage message, TaskScheduledEvent scheduled, string token, int dequeueCount) => new()
+    {
+        MessageId = messageId,
+        InstanceId = message.InstanceId,
+        ExecutionId = message.ExecutionId!,
+        Event = scheduled,
+        LockToken = token,
+        DequeueCount = dequeueCount,
+    };
+
     private static void MoveToPoison(SqliteExecutor x, string source, long rowId, string messageId, string? instanceId, string data, string reason, long now)
     {
         x.Execute(
@@ -1239,15 +1242,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
                         ("$owner", token),
                         ("$data", data)) == 1)
                     {
-                        handedOff.Add(new ActivityWorkItem
-                        {
-                            MessageId = messageId,
-                            InstanceId = m.InstanceId,
-                            ExecutionId = m.ExecutionId,
-                            Event = scheduled,
-                            LockToken = token,
-                            DequeueCount = 1,
-                        });
+                        handedOff.Add(LockedActivity(messageId, m, scheduled, token, dequeueCount: 1));
                     }
                     else
                     {

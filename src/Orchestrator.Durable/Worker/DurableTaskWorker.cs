@@ -486,10 +486,19 @@ public sealed class DurableTaskWorker : IAsyncDisposable
                 break;
             }
 
-            HistoryEvent?[] outcomes = await Task.WhenAll(local.Select(m => this.RunLocalActivityAsync(m, running.Token, stop))).ConfigureAwait(false);
+            List<ActivityWorkItem> items = local.ConvertAll(m => new ActivityWorkItem
+            {
+                MessageId = m.MessageId,
+                InstanceId = m.InstanceId,
+                ExecutionId = m.ExecutionId!,
+                Event = (TaskScheduledEvent)m.Event,
+                LockToken = string.Empty,
+                DequeueCount = 1,
+            });
+            HistoryEvent?[] outcomes = await Task.WhenAll(items.Select(a => this.RunLocalActivityAsync(a, running.Token, stop))).ConfigureAwait(false);
             var ran = new HashSet<string>(StringComparer.Ordinal);
-            var completions = new List<TaskMessage>(local.Count);
-            for (int i = 0; i < local.Count; i++)
+            var completions = new List<TaskMessage>(items.Count);
+            for (int i = 0; i < items.Count; i++)
             {
                 if (outcomes[i] is not { } outcome)
                 {
@@ -497,17 +506,10 @@ public sealed class DurableTaskWorker : IAsyncDisposable
                     continue;
                 }
 
-                TaskMessage m = local[i];
-                var scheduled = (TaskScheduledEvent)m.Event;
-                ran.Add(m.MessageId);
-                completions.Add(new TaskMessage
-                {
-                    MessageId = TaskMessage.ActivityResultId(m.InstanceId, m.ExecutionId!, scheduled.EventId),
-                    InstanceId = m.InstanceId,
-                    ExecutionId = m.ExecutionId,
-                    Event = outcome,
-                });
-                Log.ActivityExecuted(this.logger, scheduled.Name, scheduled.EventId, m.InstanceId, outcome is TaskCompletedEvent ? "completed locally" : "failed locally");
+                ActivityWorkItem a = items[i];
+                ran.Add(a.MessageId);
+                completions.Add(ResultMessage(a, outcome));
+                Log.ActivityExecuted(this.logger, a.Event.Name, a.Event.EventId, a.InstanceId, outcome is TaskCompletedEvent ? "completed locally" : "failed locally");
             }
 
             if (completions.Count == 0)
@@ -541,9 +543,8 @@ public sealed class DurableTaskWorker : IAsyncDisposable
     /// Runs one local activity; null when the episode's time for local runs is up first (the activity is told to stop, and
     /// is not waited for). The worker's stop propagates as cancellation.
     /// </summary>
-    private async Task<HistoryEvent?> RunLocalActivityAsync(TaskMessage message, CancellationToken running, CancellationToken stop)
+    private async Task<HistoryEvent?> RunLocalActivityAsync(ActivityWorkItem item, CancellationToken running, CancellationToken stop)
     {
-        var item = new ActivityWorkItem { MessageId = message.MessageId, InstanceId = message.InstanceId, ExecutionId = message.ExecutionId!, Event = (TaskScheduledEvent)message.Event, LockToken = string.Empty, DequeueCount = 1 };
         try
         {
             return await this.RunActivityAsync(item, running).WaitAsync(running).ConfigureAwait(false);
@@ -599,13 +600,7 @@ public sealed class DurableTaskWorker : IAsyncDisposable
             await renewing.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         }
 
-        var result = new TaskMessage
-        {
-            MessageId = TaskMessage.ActivityResultId(item.InstanceId, item.ExecutionId, scheduled.EventId),
-            InstanceId = item.InstanceId,
-            ExecutionId = item.ExecutionId,
-            Event = outcome,
-        };
+        TaskMessage result = ResultMessage(item, outcome);
         try
         {
             await this.backend.CompleteActivityWorkItemAsync(item, result, CancellationToken.None).ConfigureAwait(false);
@@ -658,6 +653,15 @@ public sealed class DurableTaskWorker : IAsyncDisposable
             return this.Failed(scheduled, TaskFailureDetails.FromException(ex));
         }
     }
+
+    /// <summary>The message that carries an activity's outcome to its orchestration (its id derived from the task's).</summary>
+    private static TaskMessage ResultMessage(ActivityWorkItem item, HistoryEvent outcome) => new()
+    {
+        MessageId = TaskMessage.ActivityResultId(item.InstanceId, item.ExecutionId, item.Event.EventId),
+        InstanceId = item.InstanceId,
+        ExecutionId = item.ExecutionId,
+        Event = outcome,
+    };
 
     private TaskFailedEvent Failed(TaskScheduledEvent scheduled, TaskFailureDetails details) =>
         new() { Timestamp = this.options.TimeProvider.GetUtcNow(), TaskScheduledId = scheduled.EventId, FailureDetails = details };
