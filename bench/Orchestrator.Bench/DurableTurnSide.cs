@@ -76,8 +76,8 @@ internal sealed class ConfirmationApprover : ILoggerProvider
 
     public ILogger CreateLogger(string categoryName) => categoryName switch
     {
-        "Orchestrator.Agents.Turn" => new SignalLogger(this, ConfirmationPendingEventId, LogLevel.Information, "TurnId"),
-        WorkerCategory => new SignalLogger(this, EpisodeExecutedEventId, LogLevel.Debug, "InstanceId"),
+        "Orchestrator.Agents.Turn" => new SignalLogger(ConfirmationPendingEventId, LogLevel.Information, "TurnId", OnPending),
+        WorkerCategory => new SignalLogger(EpisodeExecutedEventId, LogLevel.Debug, "InstanceId", OnCommitted),
         _ => NullLogger.Instance,
     };
 
@@ -160,7 +160,8 @@ internal sealed class ConfirmationApprover : ILoggerProvider
         }
     }
 
-    private sealed class SignalLogger(ConfirmationApprover owner, int signalEventId, LogLevel minLevel, string idField) : ILogger
+    /// <summary>Hands the id field of each <paramref name="signalEventId"/> line to <paramref name="onSignal"/>.</summary>
+    private sealed class SignalLogger(int signalEventId, LogLevel minLevel, string idField, Action<string> onSignal) : ILogger
     {
         public IDisposable? BeginScope<TState>(TState state)
             where TState : notnull => null;
@@ -178,15 +179,7 @@ internal sealed class ConfirmationApprover : ILoggerProvider
             {
                 if (key == idField && value is string id)
                 {
-                    if (signalEventId == ConfirmationPendingEventId)
-                    {
-                        owner.OnPending(id);
-                    }
-                    else
-                    {
-                        owner.OnCommitted(id);
-                    }
-
+                    onSignal(id);
                     return;
                 }
             }
