@@ -33,6 +33,9 @@ internal sealed record BenchOptions
           --db PATH                    SQLite file to create (must not exist; kept afterwards).
                                        Default: a fresh temp file, deleted afterwards
           --synchronous full|normal    SQLite durability: FULL (default, fsync per commit) or NORMAL
+          --wal-checkpoints background|inline
+                                       SQLite WAL checkpoints on a second connection when the store is
+                                       idle (default) or inside the commit that fills the log (SQLite's own)
           --warmup N                   orchestrations run (same workload, same store) before measuring;
                                        default: the count (waiting: at most 1000; turn, turn-baseline: at
                                        least 600); 0 to skip
@@ -64,6 +67,8 @@ internal sealed record BenchOptions
     public string? DbPath { get; init; }
 
     public bool DurableCommits { get; init; } = true;
+
+    public bool BackgroundWalCheckpoints { get; init; } = true;
 
     public int? Warmup { get; init; }
 
@@ -110,6 +115,7 @@ internal sealed record BenchOptions
         int? modelLatencyMs = null, rounds = null;
         bool compareBaseline = false;
         bool durable = true;
+        bool backgroundCheckpoints = true;
         TimeSpan timeout = TimeSpan.FromSeconds(600);
         for (int i = 0; i < args.Length; i++)
         {
@@ -131,6 +137,14 @@ internal sealed record BenchOptions
                         "FULL" => true,
                         "NORMAL" => false,
                         var v => throw new UsageException($"--synchronous must be 'full' or 'normal', not '{v}'."),
+                    };
+                    break;
+                case "--wal-checkpoints":
+                    backgroundCheckpoints = Value(args, ref i).ToUpperInvariant() switch
+                    {
+                        "BACKGROUND" => true,
+                        "INLINE" => false,
+                        var v => throw new UsageException($"--wal-checkpoints must be 'background' or 'inline', not '{v}'."),
                     };
                     break;
                 case "--warmup":
@@ -255,6 +269,7 @@ internal sealed record BenchOptions
             Count = count,
             DbPath = db,
             DurableCommits = durable,
+            BackgroundWalCheckpoints = backgroundCheckpoints,
             Warmup = warmup,
             MaxConcurrentOrchestrations = maxOrch,
             MaxConcurrentActivities = maxAct,

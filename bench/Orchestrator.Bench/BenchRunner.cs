@@ -81,7 +81,7 @@ internal sealed class BenchRunner(BenchOptions options)
             else
             {
                 Progress($"{options.Workload}: backend sqlite, db {dbPath}, synchronous={(options.DurableCommits ? "FULL" : "NORMAL")}, count {count}, warm-up {warmup}");
-                sqlite = new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = dbPath, DurableCommits = options.DurableCommits });
+                sqlite = new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = dbPath, DurableCommits = options.DurableCommits, BackgroundWalCheckpoints = options.BackgroundWalCheckpoints });
                 this.backend = sqlite;
             }
 
@@ -147,6 +147,7 @@ internal sealed class BenchRunner(BenchOptions options)
                         ["peakWorkingSetMb"] = Round(process.PeakWorkingSet64 / 1048576.0, 1),
                         ["synchronous"] = stats is null ? null : options.DurableCommits ? "FULL" : "NORMAL",
                         ["journalMode"] = stats is null ? null : "WAL",
+                        ["walCheckpoints"] = sqlite is null ? null : sqlite.WalCheckpointer is null ? "inline" : "background",
                         ["activities"] = activities,
                         ["warmup"] = warmup,
                         ["concurrency"] = options.Workload == "waiting" ? null : options.Concurrency,

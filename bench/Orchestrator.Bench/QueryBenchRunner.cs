@@ -41,7 +41,7 @@ internal sealed class QueryBenchRunner(BenchOptions options)
             }
             else
             {
-                backend = new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = dbPath, DurableCommits = options.DurableCommits });
+                backend = new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = dbPath, DurableCommits = options.DurableCommits, BackgroundWalCheckpoints = options.BackgroundWalCheckpoints });
                 BenchRunner.Progress($"query: backend sqlite, db {dbPath}, count {count}");
             }
 

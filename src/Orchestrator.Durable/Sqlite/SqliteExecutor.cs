@@ -18,15 +18,21 @@ internal sealed class SqliteExecutor : IDisposable
     private readonly Dictionary<string, RawStatement?> statements = new(StringComparer.Ordinal);
     private readonly Thread thread;
     private readonly int maxBatchSize;
+    private readonly Action? afterWrite;
     private long transactions;
+    private long writeTransactions;
     private long operations;
     private long busyTicks;
     private long commitTicks;
 
-    public SqliteExecutor(SqliteConnection connection, int maxBatchSize)
+    /// <param name="connection">The open connection; the executor owns it from now on.</param>
+    /// <param name="maxBatchSize">The most operations committed in one transaction.</param>
+    /// <param name="afterWrite">Called on the executor thread after each transaction that changed a row.</param>
+    public SqliteExecutor(SqliteConnection connection, int maxBatchSize, Action? afterWrite = null)
     {
         this.connection = connection;
         this.maxBatchSize = maxBatchSize;
+        this.afterWrite = afterWrite;
         this.thread = new Thread(this.Loop) { IsBackground = true, Name = "sqlite-orchestration-store" };
         this.thread.Start();
     }
@@ -37,6 +43,9 @@ internal sealed class SqliteExecutor : IDisposable
         Interlocked.Read(ref this.operations),
         TimeSpan.FromSeconds((double)Interlocked.Read(ref this.busyTicks) / System.Diagnostics.Stopwatch.Frequency),
         TimeSpan.FromSeconds((double)Interlocked.Read(ref this.commitTicks) / System.Diagnostics.Stopwatch.Frequency));
+
+    /// <summary>Transactions that changed at least one row, since the executor started.</summary>
+    public long WriteTransactions => Interlocked.Read(ref this.writeTransactions);
 
     public Task<T> RunAsync<T>(Func<SqliteExecutor, T> work, CancellationToken cancellationToken)
     {
@@ -150,6 +159,7 @@ internal sealed class SqliteExecutor : IDisposable
     {
         var batch = new List<Op>(this.maxBatchSize);
         ChannelReader<Op> reader = this.channel.Reader;
+        long changes = raw.sqlite3_total_changes(this.connection.Handle!);
         while (reader.WaitToReadAsync().AsTask().GetAwaiter().GetResult())
         {
             batch.Clear();
@@ -172,6 +182,13 @@ internal sealed class SqliteExecutor : IDisposable
                 Interlocked.Add(ref this.busyTicks, System.Diagnostics.Stopwatch.GetTimestamp() - start);
                 Interlocked.Increment(ref this.transactions);
                 Interlocked.Add(ref this.operations, batch.Count);
+                long changesNow = raw.sqlite3_total_changes(this.connection.Handle!);
+                if (changesNow != changes)
+                {
+                    changes = changesNow;
+                    Interlocked.Increment(ref this.writeTransactions);
+                    this.afterWrite?.Invoke();
+                }
             }
         }
     }

@@ -83,6 +83,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
     private readonly SqliteOrchestrationBackendOptions options;
     private readonly TimeProvider time;
     private readonly SqliteExecutor executor;
+    private readonly SqliteWalCheckpointer? checkpointer;
     private readonly WorkSignal orchestrationSignal = new();
     private readonly WorkSignal activitySignal = new();
     private readonly ConcurrentDictionary<string, TaskCompletionSource> completionWaiters = new(StringComparer.Ordinal);
@@ -115,7 +116,41 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
             pragma.ExecuteNonQuery();
         }
 
-        this.executor = new SqliteExecutor(connection, this.options.MaxBatchSize);
+        if (this.options.IsInMemory || !this.options.BackgroundWalCheckpoints)
+        {
+            this.executor = new SqliteExecutor(connection, this.options.MaxBatchSize);
+            return;
+        }
+
+        var checkpointConnection = new SqliteConnection(csb.ToString());
+        try
+        {
+            using (SqliteCommand pragma = connection.CreateCommand())
+            {
+                pragma.CommandText = $"PRAGMA wal_autocheckpoint={SqliteWalCheckpointer.FallbackPages}";
+                pragma.ExecuteNonQuery();
+            }
+
+            checkpointConnection.Open();
+            using (SqliteCommand pragma = checkpointConnection.CreateCommand())
+            {
+                pragma.CommandText = $"""
+                    PRAGMA synchronous={(this.options.DurableCommits ? "FULL" : "NORMAL")};
+                    PRAGMA busy_timeout={(long)this.options.BusyTimeout.TotalMilliseconds};
+                    """;
+                pragma.ExecuteNonQuery();
+            }
+        }
+        catch
+        {
+            checkpointConnection.Dispose();
+            connection.Dispose();
+            throw;
+        }
+
+        SqliteExecutor? executor = null;
+        this.checkpointer = new SqliteWalCheckpointer(checkpointConnection, () => executor!.WriteTransactions, this.options.WalQuietPeriod);
+        this.executor = executor = new SqliteExecutor(connection, this.options.MaxBatchSize, this.checkpointer.Wrote);
     }
 
     /// <summary>The options in use.</summary>
@@ -123,6 +158,9 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
 
     /// <summary>Transactions and operations run so far; for benchmarks and diagnostics.</summary>
     internal SqliteExecutorStats Stats => this.executor.Stats;
+
+    /// <summary>The background WAL checkpointer, or null (in memory, or <see cref="SqliteOrchestrationBackendOptions.BackgroundWalCheckpoints"/> off).</summary>
+    internal SqliteWalCheckpointer? WalCheckpointer => this.checkpointer;
 
     /// <inheritdoc/>
     public Task CreateIfNotExistsAsync(CancellationToken cancellationToken) =>
@@ -832,6 +870,8 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
     {
         if (Interlocked.Exchange(ref this.disposed, 1) == 0)
         {
+            // The checkpointer's connection first: the store's, closed last, then checkpoints and removes the log.
+            this.checkpointer?.Dispose();
             this.executor.Dispose();
         }
 

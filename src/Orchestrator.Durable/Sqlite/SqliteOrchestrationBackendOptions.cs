@@ -40,6 +40,19 @@ public sealed record SqliteOrchestrationBackendOptions
     /// </summary>
     public bool CheckpointInOneTransaction { get; init; }
 
+    /// <summary>
+    /// True (default): the write-ahead log is copied into the database (a passive WAL checkpoint) on a second
+    /// connection once the store has made no write for 20 ms, so that copy and its sync fall between bursts of work
+    /// instead of into the commit that fills the log (SQLite's default checkpoints inside the commit that brings the log
+    /// to 1,000 pages, a stall of several milliseconds for every operation of that batch). The store's own connection
+    /// still checkpoints when the log reaches 4,000 pages, which bounds it when writes never pause. False: SQLite's
+    /// automatic checkpoint alone. Ignored for in-memory databases.
+    /// </summary>
+    public bool BackgroundWalCheckpoints { get; init; } = true;
+
+    /// <summary>How long the store must have made no write before the background checkpoint runs; tests lengthen it.</summary>
+    internal TimeSpan WalQuietPeriod { get; init; } = SqliteWalCheckpointer.DefaultQuietPeriod;
+
     /// <summary>Most messages delivered to one orchestration episode. Default 500.</summary>
     public int MaxMessagesPerWorkItem { get; init; } = 500;
 
