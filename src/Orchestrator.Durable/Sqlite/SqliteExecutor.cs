@@ -19,6 +19,7 @@ internal sealed class SqliteExecutor : IDisposable
     private readonly Thread thread;
     private readonly int maxBatchSize;
     private readonly Action? afterWrite;
+    private readonly string begin;
     private long transactions;
     private long writeTransactions;
     private long operations;
@@ -28,12 +29,14 @@ internal sealed class SqliteExecutor : IDisposable
     /// <param name="connection">The open connection; the executor owns it from now on.</param>
     /// <param name="maxBatchSize">The most operations committed in one transaction.</param>
     /// <param name="afterWrite">Called on the executor thread after each transaction that changed a row.</param>
-    public SqliteExecutor(SqliteConnection connection, int maxBatchSize, Action? afterWrite = null)
+    /// <param name="readOnly">True for a connection that only reads: its transactions take no write lock.</param>
+    public SqliteExecutor(SqliteConnection connection, int maxBatchSize, Action? afterWrite = null, bool readOnly = false)
     {
         this.connection = connection;
         this.maxBatchSize = maxBatchSize;
         this.afterWrite = afterWrite;
-        this.thread = new Thread(this.Loop) { IsBackground = true, Name = "sqlite-orchestration-store" };
+        this.begin = readOnly ? "BEGIN" : "BEGIN IMMEDIATE";
+        this.thread = new Thread(this.Loop) { IsBackground = true, Name = readOnly ? "sqlite-orchestration-reads" : "sqlite-orchestration-store" };
         this.thread.Start();
     }
 
@@ -197,7 +200,7 @@ internal sealed class SqliteExecutor : IDisposable
     {
         try
         {
-            this.Execute("BEGIN IMMEDIATE");
+            this.Execute(this.begin);
         }
         catch (Exception ex)
         {

@@ -84,6 +84,9 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
     private readonly TimeProvider time;
     private readonly SqliteExecutor executor;
     private readonly SqliteWalCheckpointer? checkpointer;
+
+    /// <summary>Runs the client's reads (instances, queries, history): a second connection for a file, else the store's.</summary>
+    private readonly SqliteExecutor reads;
     private readonly WorkSignal orchestrationSignal = new();
     private readonly WorkSignal activitySignal = new();
     private readonly ConcurrentDictionary<string, TaskCompletionSource> completionWaiters = new(StringComparer.Ordinal);
@@ -116,41 +119,76 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
             pragma.ExecuteNonQuery();
         }
 
-        if (this.options.IsInMemory || !this.options.BackgroundWalCheckpoints)
+        if (this.options.IsInMemory)
+        {
+            this.reads = this.executor = new SqliteExecutor(connection, this.options.MaxBatchSize);
+            return;
+        }
+
+        // WAL lets a second connection read the last committed state while the store writes: the client's reads
+        // (a status page, an approvals page) then neither wait behind the store's queue of commits nor add to it.
+        SqliteConnection? checkpointConnection = null;
+        SqliteExecutor? reads = null;
+        try
+        {
+            reads = OpenReads(csb.ToString(), this.options);
+            if (this.options.BackgroundWalCheckpoints)
+            {
+                using (SqliteCommand pragma = connection.CreateCommand())
+                {
+                    pragma.CommandText = $"PRAGMA wal_autocheckpoint={SqliteWalCheckpointer.FallbackPages}";
+                    pragma.ExecuteNonQuery();
+                }
+
+                checkpointConnection = new SqliteConnection(csb.ToString());
+                checkpointConnection.Open();
+                using (SqliteCommand pragma = checkpointConnection.CreateCommand())
+                {
+                    pragma.CommandText = $"""
+                        PRAGMA synchronous={(this.options.DurableCommits ? "FULL" : "NORMAL")};
+                        PRAGMA busy_timeout={(long)this.options.BusyTimeout.TotalMilliseconds};
+                        """;
+                    pragma.ExecuteNonQuery();
+                }
+            }
+        }
+        catch
+        {
+            checkpointConnection?.Dispose();
+            reads?.Dispose();
+            connection.Dispose();
+            throw;
+        }
+
+        this.reads = reads;
+        if (checkpointConnection is null)
         {
             this.executor = new SqliteExecutor(connection, this.options.MaxBatchSize);
             return;
         }
 
-        var checkpointConnection = new SqliteConnection(csb.ToString());
+        SqliteExecutor? executor = null;
+        this.checkpointer = new SqliteWalCheckpointer(checkpointConnection, () => executor!.WriteTransactions, this.options.WalQuietPeriod);
+        this.executor = executor = new SqliteExecutor(connection, this.options.MaxBatchSize, this.checkpointer.Wrote);
+    }
+
+    private static SqliteExecutor OpenReads(string connectionString, SqliteOrchestrationBackendOptions options)
+    {
+        var connection = new SqliteConnection(connectionString);
         try
         {
-            using (SqliteCommand pragma = connection.CreateCommand())
-            {
-                pragma.CommandText = $"PRAGMA wal_autocheckpoint={SqliteWalCheckpointer.FallbackPages}";
-                pragma.ExecuteNonQuery();
-            }
-
-            checkpointConnection.Open();
-            using (SqliteCommand pragma = checkpointConnection.CreateCommand())
-            {
-                pragma.CommandText = $"""
-                    PRAGMA synchronous={(this.options.DurableCommits ? "FULL" : "NORMAL")};
-                    PRAGMA busy_timeout={(long)this.options.BusyTimeout.TotalMilliseconds};
-                    """;
-                pragma.ExecuteNonQuery();
-            }
+            connection.Open();
+            using SqliteCommand pragma = connection.CreateCommand();
+            pragma.CommandText = $"PRAGMA query_only=1; PRAGMA busy_timeout={(long)options.BusyTimeout.TotalMilliseconds};";
+            pragma.ExecuteNonQuery();
         }
         catch
         {
-            checkpointConnection.Dispose();
             connection.Dispose();
             throw;
         }
 
-        SqliteExecutor? executor = null;
-        this.checkpointer = new SqliteWalCheckpointer(checkpointConnection, () => executor!.WriteTransactions, this.options.WalQuietPeriod);
-        this.executor = executor = new SqliteExecutor(connection, this.options.MaxBatchSize, this.checkpointer.Wrote);
+        return new SqliteExecutor(connection, options.MaxBatchSize, readOnly: true);
     }
 
     /// <summary>The options in use.</summary>
@@ -263,7 +301,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
 
     /// <inheritdoc/>
     public Task<OrchestrationMetadata?> GetInstanceAsync(string instanceId, CancellationToken cancellationToken) =>
-        this.executor.RunAsync(
+        this.reads.RunAsync(
             x =>
             {
                 using SqliteDataReader r = x.Query(SelectInstance + " WHERE instance_id = $id", ("$id", instanceId));
@@ -278,7 +316,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
         ArgumentOutOfRangeException.ThrowIfLessThan(query.PageSize, 1, nameof(query.PageSize));
         ArgumentOutOfRangeException.ThrowIfGreaterThan(query.PageSize, InstanceQuery.MaxPageSize, nameof(query.PageSize));
         string? after = InstanceQueryContinuation.ReadLastKey(QueryTokenKind, query);
-        return this.executor.RunAsync(
+        return this.reads.RunAsync(
             x =>
             {
                 var where = new List<string>();
@@ -358,7 +396,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
 
     /// <inheritdoc/>
     public Task<IReadOnlyList<HistoryEvent>?> GetHistoryAsync(string instanceId, CancellationToken cancellationToken) =>
-        this.executor.RunAsync<IReadOnlyList<HistoryEvent>?>(
+        this.reads.RunAsync<IReadOnlyList<HistoryEvent>?>(
             x =>
             {
                 if (x.Scalar("SELECT 1 FROM instances WHERE instance_id = $id", ("$id", instanceId)) is null)
@@ -861,6 +899,16 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
             },
             cancellationToken);
 
+    /// <summary>Runs <paramref name="action"/> on the store's thread, inside its transaction; for tests that hold the store up.</summary>
+    internal Task RunOnStoreAsync(Action action, CancellationToken cancellationToken) =>
+        this.executor.RunAsync(
+            _ =>
+            {
+                action();
+                return true;
+            },
+            cancellationToken);
+
     /// <summary>Runs raw SQL; for tests that corrupt the store on purpose.</summary>
     internal Task<int> ExecuteRawAsync(string sql, CancellationToken cancellationToken, params (string Name, object? Value)[] parameters) =>
         this.executor.RunAsync(x => x.Execute(sql, parameters), cancellationToken);
@@ -872,6 +920,11 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
         {
             // The checkpointer's connection first: the store's, closed last, then checkpoints and removes the log.
             this.checkpointer?.Dispose();
+            if (!ReferenceEquals(this.reads, this.executor))
+            {
+                this.reads.Dispose();
+            }
+
             this.executor.Dispose();
         }
 
