@@ -49,7 +49,7 @@ internal sealed class SqliteWalCheckpointer : IDisposable
     /// <summary>Checkpoints run so far.</summary>
     public long Checkpoints => Interlocked.Read(ref this.checkpoints);
 
-    /// <summary>Checkpoints that failed (the database was busy, or the disk refused); the next quiet period tries again.</summary>
+    /// <summary>Checkpoints that failed (the database was busy, or the disk refused); the next write's quiet period tries again.</summary>
     public long Failures => Interlocked.Read(ref this.failures);
 
     /// <summary>Frames in the log at the last checkpoint, and how many of them it copied into the database.</summary>
