@@ -132,20 +132,10 @@ internal sealed record BenchOptions
                     db = Value(args, ref i);
                     break;
                 case "--synchronous":
-                    durable = Value(args, ref i).ToUpperInvariant() switch
-                    {
-                        "FULL" => true,
-                        "NORMAL" => false,
-                        var v => throw new UsageException($"--synchronous must be 'full' or 'normal', not '{v}'."),
-                    };
+                    durable = Either(a, Value(args, ref i), "full", "normal");
                     break;
                 case "--wal-checkpoints":
-                    backgroundCheckpoints = Value(args, ref i).ToUpperInvariant() switch
-                    {
-                        "BACKGROUND" => true,
-                        "INLINE" => false,
-                        var v => throw new UsageException($"--wal-checkpoints must be 'background' or 'inline', not '{v}'."),
-                    };
+                    backgroundCheckpoints = Either(a, Value(args, ref i), "background", "inline");
                     break;
                 case "--warmup":
                     warmup = PositiveInt(a, Value(args, ref i), allowZero: true);
@@ -293,6 +283,12 @@ internal sealed record BenchOptions
 
         return args[++i];
     }
+
+    /// <summary>True for <paramref name="first"/>, false for <paramref name="second"/> (any case); anything else is a usage error.</summary>
+    private static bool Either(string option, string value, string first, string second) =>
+        string.Equals(value, first, StringComparison.OrdinalIgnoreCase) ? true
+        : string.Equals(value, second, StringComparison.OrdinalIgnoreCase) ? false
+        : throw new UsageException($"{option} must be '{first}' or '{second}', not '{value}'.");
 
     private static int PositiveInt(string option, string value, bool allowZero)
     {
