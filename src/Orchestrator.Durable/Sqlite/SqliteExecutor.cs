@@ -21,7 +21,6 @@ internal sealed class SqliteExecutor : IDisposable
     private readonly Action? afterWrite;
     private readonly string begin;
     private long transactions;
-    private long writeTransactions;
     private long operations;
     private long busyTicks;
     private long commitTicks;
@@ -46,9 +45,6 @@ internal sealed class SqliteExecutor : IDisposable
         Interlocked.Read(ref this.operations),
         TimeSpan.FromSeconds((double)Interlocked.Read(ref this.busyTicks) / System.Diagnostics.Stopwatch.Frequency),
         TimeSpan.FromSeconds((double)Interlocked.Read(ref this.commitTicks) / System.Diagnostics.Stopwatch.Frequency));
-
-    /// <summary>Transactions that changed at least one row, since the executor started.</summary>
-    public long WriteTransactions => Interlocked.Read(ref this.writeTransactions);
 
     public Task<T> RunAsync<T>(Func<SqliteExecutor, T> work, CancellationToken cancellationToken)
     {
@@ -185,12 +181,14 @@ internal sealed class SqliteExecutor : IDisposable
                 Interlocked.Add(ref this.busyTicks, System.Diagnostics.Stopwatch.GetTimestamp() - start);
                 Interlocked.Increment(ref this.transactions);
                 Interlocked.Add(ref this.operations, batch.Count);
-                long changesNow = raw.sqlite3_total_changes(this.connection.Handle!);
-                if (changesNow != changes)
+                if (this.afterWrite is not null)
                 {
-                    changes = changesNow;
-                    Interlocked.Increment(ref this.writeTransactions);
-                    this.afterWrite?.Invoke();
+                    long changesNow = raw.sqlite3_total_changes(this.connection.Handle!);
+                    if (changesNow != changes)
+                    {
+                        changes = changesNow;
+                        this.afterWrite();
+                    }
                 }
             }
         }

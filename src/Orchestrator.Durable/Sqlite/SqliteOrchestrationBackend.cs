@@ -167,9 +167,8 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
             return;
         }
 
-        SqliteExecutor? executor = null;
-        this.checkpointer = new SqliteWalCheckpointer(checkpointConnection, () => executor!.WriteTransactions, this.options.WalQuietPeriod);
-        this.executor = executor = new SqliteExecutor(connection, this.options.MaxBatchSize, this.checkpointer.Wrote);
+        this.checkpointer = new SqliteWalCheckpointer(checkpointConnection, this.options.WalQuietPeriod);
+        this.executor = new SqliteExecutor(connection, this.options.MaxBatchSize, this.checkpointer.Wrote);
     }
 
     private static SqliteExecutor OpenReads(string connectionString, SqliteOrchestrationBackendOptions options)

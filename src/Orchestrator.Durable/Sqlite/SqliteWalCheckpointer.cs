@@ -24,11 +24,11 @@ internal sealed class SqliteWalCheckpointer : IDisposable
     internal static readonly TimeSpan DefaultQuietPeriod = TimeSpan.FromMilliseconds(20);
 
     private readonly SqliteConnection connection;
-    private readonly Func<long> writeTransactions;
     private readonly TimeSpan quietPeriod;
     private readonly Channel<bool> wrote = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
     private readonly CancellationTokenSource stop = new();
     private readonly Task loop;
+    private long writes;
     private long checkpoints;
     private long failures;
     private long lastLogFrames;
@@ -36,12 +36,10 @@ internal sealed class SqliteWalCheckpointer : IDisposable
     private long writesCopied = -1;
 
     /// <param name="connection">An open connection of its own to the store's database; owned from now on.</param>
-    /// <param name="writeTransactions">The store's count of transactions that changed a row.</param>
     /// <param name="quietPeriod">How long the store must have made no write before the log is checkpointed.</param>
-    public SqliteWalCheckpointer(SqliteConnection connection, Func<long> writeTransactions, TimeSpan quietPeriod)
+    public SqliteWalCheckpointer(SqliteConnection connection, TimeSpan quietPeriod)
     {
         this.connection = connection;
-        this.writeTransactions = writeTransactions;
         this.quietPeriod = quietPeriod;
         this.loop = Task.Run(this.RunAsync);
     }
@@ -64,12 +62,16 @@ internal sealed class SqliteWalCheckpointer : IDisposable
         get
         {
             (long log, long copied) = this.LastCheckpoint;
-            return copied == log && Interlocked.Read(ref this.writesCopied) == this.writeTransactions();
+            return copied == log && Interlocked.Read(ref this.writesCopied) == Interlocked.Read(ref this.writes);
         }
     }
 
-    /// <summary>Tells the checkpointer that the store committed a write; called on the store's thread, never blocks.</summary>
-    public void Wrote() => this.wrote.Writer.TryWrite(true);
+    /// <summary>Tells the checkpointer that the store committed a write; called on the store's thread after each such transaction, never blocks.</summary>
+    public void Wrote()
+    {
+        Interlocked.Increment(ref this.writes);
+        this.wrote.Writer.TryWrite(true);
+    }
 
     public void Dispose()
     {
@@ -98,10 +100,10 @@ internal sealed class SqliteWalCheckpointer : IDisposable
             long seen;
             do
             {
-                seen = this.writeTransactions();
+                seen = Interlocked.Read(ref this.writes);
                 await Task.Delay(this.quietPeriod, TimeProvider.System, cancel).ConfigureAwait(false);
             }
-            while (this.writeTransactions() != seen);
+            while (Interlocked.Read(ref this.writes) != seen);
 
             // A write during the checkpoint signals again, so the frames it adds are copied after the next quiet period.
             this.wrote.Reader.TryRead(out _);
@@ -109,8 +111,8 @@ internal sealed class SqliteWalCheckpointer : IDisposable
         }
     }
 
-    /// <param name="writes">The store's write transactions committed before the checkpoint starts.</param>
-    private void Checkpoint(long writes)
+    /// <param name="writesBefore">The store's write transactions committed before the checkpoint starts.</param>
+    private void Checkpoint(long writesBefore)
     {
         try
         {
@@ -123,7 +125,7 @@ internal sealed class SqliteWalCheckpointer : IDisposable
                 Interlocked.Exchange(ref this.lastCopiedFrames, reader.GetInt64(2));
             }
 
-            Interlocked.Exchange(ref this.writesCopied, writes);
+            Interlocked.Exchange(ref this.writesCopied, writesBefore);
             Interlocked.Increment(ref this.checkpoints);
         }
         catch (SqliteException)
