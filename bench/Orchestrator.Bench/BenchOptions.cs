@@ -17,7 +17,8 @@ internal sealed record BenchOptions
           waiting          N orchestrations wait for an external event, then all are released (default count 1000)
           turn             N durable agent turns (AgentTurn, SQLite) at once: a scripted model proposes 3 reads and
                            1 write needing confirmation (approved as soon as its card appears), then answers
-                           (default count 20; --backend defaults to sqlite)
+                           (default count 1, one turn at a time; --count 20 for 20 at once; --backend
+                           defaults to sqlite)
           turn-baseline    the same N turns in memory with Microsoft.Extensions.AI's FunctionInvokingChatClient
           query            creates N instances (no worker), then times paged instance queries: every page of 100,
                            a 1% prefix, a status none has (default count 20000 on sqlite, 2000 on azurite)
@@ -54,7 +55,7 @@ internal sealed record BenchOptions
                                        and overheadRatio (durable / baseline) to the JSON line
           --rounds N                   turn, turn-baseline: measured batches of --count turns, one after the
                                        other, after one warm-up; seconds and baselineSeconds are their
-                                       medians (default 5)
+                                       medians (default 10)
           --timeout SECONDS            give up after this long (default 600); exit code 1
         """;
 
@@ -95,7 +96,7 @@ internal sealed record BenchOptions
     /// <summary>turn/turn-baseline: measured batches per side; the reported seconds are their median.</summary>
     public int Rounds { get; init; } = DefaultRounds;
 
-    public const int DefaultRounds = 5;
+    public const int DefaultRounds = 10;
 
     /// <summary>Whether the workload is one of the agent-turn workloads (their own runner, <see cref="TurnBenchRunner"/>).</summary>
     public bool IsTurnWorkload => Workload is "turn" or "turn-baseline";
