@@ -168,6 +168,17 @@ public sealed class ActivityWorkItem
 
     /// <summary>Backend-specific state.</summary>
     public object? BackendState { get; set; }
+
+    /// <summary>The work item that runs <paramref name="scheduled"/>, the event <paramref name="message"/> carries, locked with <paramref name="lockToken"/>.</summary>
+    internal static ActivityWorkItem For(string messageId, TaskMessage message, TaskScheduledEvent scheduled, string lockToken, int dequeueCount) => new()
+    {
+        MessageId = messageId,
+        InstanceId = message.InstanceId,
+        ExecutionId = message.ExecutionId!,
+        Event = scheduled,
+        LockToken = lockToken,
+        DequeueCount = dequeueCount,
+    };
 }
 
 /// <summary>The caller no longer holds the work item's lock; its changes were not written.</summary>

@@ -105,19 +105,16 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
             Pooling = false,
             DefaultTimeout = (int)Math.Ceiling(this.options.BusyTimeout.TotalSeconds),
         };
-        var connection = new SqliteConnection(csb.ToString());
-        connection.Open();
-        using (SqliteCommand pragma = connection.CreateCommand())
-        {
-            pragma.CommandText = $"""
-                PRAGMA journal_mode={(this.options.IsInMemory ? "MEMORY" : "WAL")};
-                PRAGMA synchronous={(this.options.DurableCommits ? "FULL" : "NORMAL")};
-                PRAGMA busy_timeout={(long)this.options.BusyTimeout.TotalMilliseconds};
-                """;
-            pragma.ExecuteNonQuery();
-            pragma.CommandText = Schema;
-            pragma.ExecuteNonQuery();
-        }
+        string connectionString = csb.ToString();
+        string busyTimeout = $"PRAGMA busy_timeout={(long)this.options.BusyTimeout.TotalMilliseconds};";
+        string durability = $"PRAGMA synchronous={(this.options.DurableCommits ? "FULL" : "NORMAL")};" + busyTimeout;
+        bool backgroundCheckpoints = !this.options.IsInMemory && this.options.BackgroundWalCheckpoints;
+        SqliteConnection connection = Open(
+            connectionString,
+            $"PRAGMA journal_mode={(this.options.IsInMemory ? "MEMORY" : "WAL")};"
+                + durability
+                + (backgroundCheckpoints ? $"PRAGMA wal_autocheckpoint={SqliteWalCheckpointer.FallbackPages};" : string.Empty)
+                + Schema);
 
         if (this.options.IsInMemory)
         {
@@ -127,40 +124,24 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
 
         // WAL lets a second connection read the last committed state while the store writes: the client's reads
         // (a status page, an approvals page) then neither wait behind the store's queue of commits nor add to it.
+        SqliteConnection? readConnection = null;
         SqliteConnection? checkpointConnection = null;
-        SqliteExecutor? reads = null;
         try
         {
-            reads = OpenReads(csb.ToString(), this.options);
-            if (this.options.BackgroundWalCheckpoints)
+            readConnection = Open(connectionString, "PRAGMA query_only=1;" + busyTimeout);
+            if (backgroundCheckpoints)
             {
-                using (SqliteCommand pragma = connection.CreateCommand())
-                {
-                    pragma.CommandText = $"PRAGMA wal_autocheckpoint={SqliteWalCheckpointer.FallbackPages}";
-                    pragma.ExecuteNonQuery();
-                }
-
-                checkpointConnection = new SqliteConnection(csb.ToString());
-                checkpointConnection.Open();
-                using (SqliteCommand pragma = checkpointConnection.CreateCommand())
-                {
-                    pragma.CommandText = $"""
-                        PRAGMA synchronous={(this.options.DurableCommits ? "FULL" : "NORMAL")};
-                        PRAGMA busy_timeout={(long)this.options.BusyTimeout.TotalMilliseconds};
-                        """;
-                    pragma.ExecuteNonQuery();
-                }
+                checkpointConnection = Open(connectionString, durability);
             }
         }
         catch
         {
-            checkpointConnection?.Dispose();
-            reads?.Dispose();
+            readConnection?.Dispose();
             connection.Dispose();
             throw;
         }
 
-        this.reads = reads;
+        this.reads = new SqliteExecutor(readConnection, this.options.MaxBatchSize, readOnly: true);
         if (checkpointConnection is null)
         {
             this.executor = new SqliteExecutor(connection, this.options.MaxBatchSize);
@@ -171,23 +152,23 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
         this.executor = new SqliteExecutor(connection, this.options.MaxBatchSize, this.checkpointer.Wrote);
     }
 
-    private static SqliteExecutor OpenReads(string connectionString, SqliteOrchestrationBackendOptions options)
+    /// <summary>Opens a connection and runs <paramref name="setup"/> on it; disposes it if either fails.</summary>
+    private static SqliteConnection Open(string connectionString, string setup)
     {
         var connection = new SqliteConnection(connectionString);
         try
         {
             connection.Open();
-            using SqliteCommand pragma = connection.CreateCommand();
-            pragma.CommandText = $"PRAGMA query_only=1; PRAGMA busy_timeout={(long)options.BusyTimeout.TotalMilliseconds};";
-            pragma.ExecuteNonQuery();
+            using SqliteCommand command = connection.CreateCommand();
+            command.CommandText = setup;
+            command.ExecuteNonQuery();
+            return connection;
         }
         catch
         {
             connection.Dispose();
             throw;
         }
-
-        return new SqliteExecutor(connection, options.MaxBatchSize, readOnly: true);
     }
 
     /// <summary>The options in use.</summary>
@@ -788,7 +769,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
                         throw new JsonException("an activity work item must carry a TaskScheduled event and an execution id");
                     }
 
-                    items.Add(LockedActivity(messageId, m, scheduled, token, dequeueCount));
+                    items.Add(ActivityWorkItem.For(messageId, m, scheduled, token, dequeueCount));
                 }
                 catch (JsonException ex)
                 {
@@ -1065,17 +1046,6 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
         }
     }
 
-    /// <summary>An activity work item of <paramref name="message"/> (its TaskScheduled event), locked with <paramref name="token"/>.</summary>
-    private static ActivityWorkItem LockedActivity(string messageId, TaskMessage message, TaskScheduledEvent scheduled, string token, int dequeueCount) => new()
-    {
-        MessageId = messageId,
-        InstanceId = message.InstanceId,
-        ExecutionId = message.ExecutionId!,
-        Event = scheduled,
-        LockToken = token,
-        DequeueCount = dequeueCount,
-    };
-
     private static void MoveToPoison(SqliteExecutor x, string source, long rowId, string messageId, string? instanceId, string data, string reason, long now)
     {
         x.Execute(
@@ -1334,7 +1304,7 @@ public sealed class SqliteOrchestrationBackend : IOrchestrationBackend, IBatchWo
                         ("$owner", token),
                         ("$data", data)) == 1)
                     {
-                        handedOff.Add(LockedActivity(messageId, m, scheduled, token, dequeueCount: 1));
+                        handedOff.Add(ActivityWorkItem.For(messageId, m, scheduled, token, dequeueCount: 1));
                     }
                     else
                     {

@@ -486,15 +486,7 @@ public sealed class DurableTaskWorker : IAsyncDisposable
                 break;
             }
 
-            List<ActivityWorkItem> items = local.ConvertAll(m => new ActivityWorkItem
-            {
-                MessageId = m.MessageId,
-                InstanceId = m.InstanceId,
-                ExecutionId = m.ExecutionId!,
-                Event = (TaskScheduledEvent)m.Event,
-                LockToken = string.Empty,
-                DequeueCount = 1,
-            });
+            List<ActivityWorkItem> items = local.ConvertAll(m => ActivityWorkItem.For(m.MessageId, m, (TaskScheduledEvent)m.Event, lockToken: string.Empty, dequeueCount: 1));
             HistoryEvent?[] outcomes = await Task.WhenAll(items.Select(a => this.RunLocalActivityAsync(a, running.Token, stop))).ConfigureAwait(false);
             var ran = new HashSet<string>(StringComparer.Ordinal);
             var completions = new List<TaskMessage>(items.Count);
