@@ -1,4 +1,5 @@
 using System.Globalization;
+using Orchestrator.Durable.Sqlite;
 
 namespace Orchestrator.Bench;
 
@@ -97,6 +98,10 @@ internal sealed record BenchOptions
     public int Rounds { get; init; } = DefaultRounds;
 
     public const int DefaultRounds = 10;
+
+    /// <summary>The SQLite backend's options for a database at <paramref name="dbPath"/>, with this command line's durability and checkpoint settings.</summary>
+    public SqliteOrchestrationBackendOptions SqliteOptions(string dbPath) =>
+        new() { DataSource = dbPath, DurableCommits = this.DurableCommits, BackgroundWalCheckpoints = this.BackgroundWalCheckpoints };
 
     /// <summary>Whether the workload is one of the agent-turn workloads (their own runner, <see cref="TurnBenchRunner"/>).</summary>
     public bool IsTurnWorkload => Workload is "turn" or "turn-baseline";

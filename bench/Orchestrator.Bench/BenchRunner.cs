@@ -81,7 +81,7 @@ internal sealed class BenchRunner(BenchOptions options)
             else
             {
                 Progress($"{options.Workload}: backend sqlite, db {dbPath}, synchronous={(options.DurableCommits ? "FULL" : "NORMAL")}, count {count}, warm-up {warmup}");
-                sqlite = new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = dbPath, DurableCommits = options.DurableCommits, BackgroundWalCheckpoints = options.BackgroundWalCheckpoints });
+                sqlite = new SqliteOrchestrationBackend(options.SqliteOptions(dbPath));
                 this.backend = sqlite;
             }
 

@@ -41,7 +41,7 @@ internal sealed class QueryBenchRunner(BenchOptions options)
             }
             else
             {
-                backend = new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = dbPath, DurableCommits = options.DurableCommits, BackgroundWalCheckpoints = options.BackgroundWalCheckpoints });
+                backend = new SqliteOrchestrationBackend(options.SqliteOptions(dbPath));
                 BenchRunner.Progress($"query: backend sqlite, db {dbPath}, count {count}");
             }
 

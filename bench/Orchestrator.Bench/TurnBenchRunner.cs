@@ -191,7 +191,7 @@ internal sealed class TurnBenchRunner(BenchOptions options)
         };
         try
         {
-            var sqlite = new SqliteOrchestrationBackend(new SqliteOrchestrationBackendOptions { DataSource = dbPath, DurableCommits = options.DurableCommits, BackgroundWalCheckpoints = options.BackgroundWalCheckpoints });
+            var sqlite = new SqliteOrchestrationBackend(options.SqliteOptions(dbPath));
             await using (sqlite.ConfigureAwait(false))
             {
                 var client = new DurableTaskClient(sqlite);
